@@ -1,0 +1,89 @@
+"""The backend layer: the only thing the UI talks to.
+
+A backend answers with huggingface_hub's own output types, and its methods and keyword
+names are ``InferenceClient``'s, so a tab never knows (or cares) whether the local model or
+a remote endpoint answered. Backends raise ``backends.errors.BackendError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from huggingface_hub import (
+    ChatCompletionOutput,
+    ChatCompletionStreamOutput,
+    TextGenerationOutput,
+    TextGenerationStreamOutput,
+)
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What the UI shows about a backend: ``state`` and a one-line description."""
+
+    state: Literal["loading", "ready", "failed"]
+    message: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend implements (InferenceClient's vocabulary)."""
+
+    name: str
+
+    def status(self) -> BackendStatus: ...
+
+    def health_check(self) -> bool: ...
+
+    def get_endpoint_info(self) -> dict[str, Any]: ...
+
+    def chat_completion(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        stream: bool = False,
+    ) -> ChatCompletionOutput | Iterable[ChatCompletionStreamOutput]: ...
+
+    def text_generation(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int | None = None,
+        do_sample: bool = False,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        return_full_text: bool = False,
+        details: bool = False,
+        stream: bool = False,
+    ) -> str | TextGenerationOutput | Iterable[str] | Iterable[TextGenerationStreamOutput]: ...
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_backend(name: str):
+    """Class decorator: make a backend class constructible by name (``create_backend``)."""
+
+    def decorate(cls: type) -> type:
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def create_backend(name: str, **kwargs: Any) -> Backend:
+    """Build a registered backend, e.g. ``create_backend("local", model=None)``."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown backend {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**kwargs)

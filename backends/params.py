@@ -1,0 +1,110 @@
+"""Parameter models with TGI's bounds, shared by the UI, the local API and the engine.
+
+Names are InferenceClient's. Every model forbids unknown keys, so a typo is an error, never
+silently ignored. ``validate`` turns pydantic's errors into one ``InputValidationError``
+whose message names the parameter and the bound, as TGI's own validation does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from backends.errors import InputValidationError
+
+MAX_STOP_SEQUENCES = 4  # TGI's --max-stop-sequences default
+MAX_SEED = 2**64 - 1
+MAX_TEMPERATURE = 100.0  # TGI only needs > 0; past this sampling is uniform noise
+
+
+def _check_stop(value: list[str] | None) -> list[str] | None:
+    if value is not None and any(s == "" for s in value):
+        raise ValueError("stop sequences must not be empty strings")
+    return value
+
+
+StopSequences = Annotated[
+    list[str] | None, Field(max_length=MAX_STOP_SEQUENCES), AfterValidator(_check_stop)
+]
+
+
+class TextGenerationParameters(BaseModel):
+    """``InferenceClient.text_generation`` parameters, with TGI's semantics and bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    do_sample: bool = False
+    temperature: float | None = Field(default=None, gt=0, le=MAX_TEMPERATURE)
+    top_k: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, lt=1)
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    stop: StopSequences = None
+    return_full_text: bool = False
+    details: bool = False
+
+
+class ChatCompletionParameters(BaseModel):
+    """``InferenceClient.chat_completion`` parameters (OpenAI bounds, TGI semantics:
+    ``temperature=0`` means greedy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    stop: StopSequences = None
+
+
+class ChatMessage(BaseModel):
+    """One message as the chat template takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(pattern="^(system|user|assistant)$")
+    content: str
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    got = error.get("input")
+    bounds = {
+        "greater_than": f"must be > {ctx.get('gt')}",
+        "greater_than_equal": f"must be >= {ctx.get('ge')}",
+        "less_than": f"must be < {ctx.get('lt')}",
+        "less_than_equal": f"must be <= {ctx.get('le')}",
+    }
+    if kind in bounds:
+        return f"{bounds[kind]} (got {got!r})"
+    if kind == "too_long":
+        return f"accepts at most {ctx.get('max_length')} items (got {ctx.get('actual_length')})"
+    if kind == "extra_forbidden":
+        return "is not a known parameter"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')} (got {got!r})"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return f"{error['msg'].lower()} (got {got!r})"
+
+
+def validate(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """Build ``model`` from ``values`` or raise one ``InputValidationError`` naming every
+    offending field, e.g. "`top_p` must be < 1 (got 1.5)"."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        parts = []
+        for err in errors:
+            loc = [str(p) for p in err["loc"]]
+            field = loc[0] if loc else "input"
+            parts.append(f"`{'.'.join(loc) or field}` {_describe(err)}")
+        first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
+        raise InputValidationError("; ".join(parts), field=first) from None
