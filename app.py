@@ -1,0 +1,92 @@
+"""Inference Playground: try Hugging Face-style inference in the browser.
+
+    python app.py [--model MODEL] [--device auto|cpu|cuda] [--host HOST] [--port PORT]
+
+Parses arguments, builds the backend, builds the UI, launches. No logic lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a demo
+
+from backends.local import LocalBackend  # noqa: E402
+from backends.local.model import DEFAULT_CACHE  # noqa: E402
+from components import CSS, build_ui  # noqa: E402
+
+ENVIRONMENT = """\
+environment variables (each flag's default):
+  PLAYGROUND_MODEL      --model
+  PLAYGROUND_DEVICE     --device
+  PLAYGROUND_HOST       --host (GRADIO_SERVER_NAME is honoured too, as on Spaces)
+  PLAYGROUND_PORT       --port (GRADIO_SERVER_PORT is honoured too)
+  PLAYGROUND_CACHE_DIR  --cache-dir
+  PLAYGROUND_LOG_LEVEL  logging level (default INFO)
+"""
+
+
+def _env(*names: str, default: str | None = None) -> str | None:
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return default
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Inference Playground: chat and text generation on a local model.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        default=_env("PLAYGROUND_MODEL"),
+        help="Hub id, local model directory or .gguf file "
+        "(default: the bundled SmolLM2-135M-Instruct GGUF)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=_env("PLAYGROUND_DEVICE", default="auto"),
+        help="where the local model runs: CUDA in bf16/fp16 when available, else CPU fp32 "
+        "(default: auto)",
+    )
+    parser.add_argument(
+        "--host",
+        default=_env("PLAYGROUND_HOST", "GRADIO_SERVER_NAME", default="127.0.0.1"),
+        help="address to bind (default: 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(_env("PLAYGROUND_PORT", "GRADIO_SERVER_PORT", default="7860")),
+        help="port to serve on (default: 7860)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(_env("PLAYGROUND_CACHE_DIR", default=str(DEFAULT_CACHE))),
+        help=f"where converted GGUF weights are cached (default: {DEFAULT_CACHE})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("PLAYGROUND_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request is noise
+    backend = LocalBackend(args.model, device=args.device, cache_dir=args.cache_dir).start()
+    demo = build_ui(backend)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name=args.host, server_port=args.port, css=CSS, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

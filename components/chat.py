@@ -1,0 +1,255 @@
+"""Chat tab: streaming multi-turn chat with system prompt, stop, retry, undo, edit, clear.
+
+``run`` is plain Python (unit-testable); ``render`` lays out widgets and wires events. The
+Gradio API endpoint ``/chat`` takes just a message (every other input has a default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from backends import Backend
+from backends.errors import BackendError
+from components.common import (
+    GENERATION_CONCURRENCY_ID,
+    StreamStats,
+    loading_notice,
+    optional_seed,
+    parse_stop,
+    to_gradio_error,
+    wire_presets,
+)
+from presets import DEFAULT_PRESET, examples, presets
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+def message_text(content: Any) -> str:
+    """Gradio 6 hands message content over as a list of parts: keep the text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text", ""))
+    if isinstance(content, (list, tuple)):
+        return "".join(message_text(part) for part in content)
+    return "" if content is None else str(content)
+
+
+def to_messages(history: list[dict], system_prompt: str = "") -> list[dict[str, str]]:
+    """Chatbot history → ``[{role, content: str}]`` for the backend, system prompt first."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    for message in history:
+        text = message_text(message.get("content"))
+        if message.get("role") in ("user", "assistant") and text:
+            messages.append({"role": message["role"], "content": text})
+    return messages
+
+
+def run(
+    backend: Backend,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: list[str] | None = None,
+) -> Iterator[tuple[str, str]]:
+    """Stream a reply: yields ``(reply so far, stats line)``. Raises ``BackendError``."""
+    stats = StreamStats()
+    chunks = backend.chat_completion(
+        messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=None if top_p is not None and top_p >= 1 else top_p,
+        seed=seed,
+        stop=stop,
+        stream=True,
+    )
+    reply, usage, finish = "", None, None
+    for chunk in chunks:
+        if chunk.choices:
+            delta = chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+            if delta:
+                stats.token()
+                reply += delta
+        usage = chunk.usage or usage
+        yield reply, stats.line()
+    extra = f"finish: {finish}" if finish else ""
+    if usage is not None:
+        line = stats.line(
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, extra=extra
+        )
+    else:
+        line = stats.line(extra=extra)
+    yield reply, line
+
+
+def _last_user_index(history: list[dict]) -> int | None:
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].get("role") == "user":
+            return i
+    return None
+
+
+def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
+    """The chat tab's widgets and events (call inside a ``gr.Tab``)."""
+    preset_table = presets()
+    default = preset_table[DEFAULT_PRESET]
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                label="Chat",
+                height=480,
+                editable="user",
+                buttons=["copy", "copy_all"],
+                placeholder="Ask anything — the reply streams in token by token.",
+                elem_id="chatbot",
+            )
+            with gr.Row():
+                message = gr.Textbox(
+                    show_label=False,
+                    placeholder="Type a message and press Enter",
+                    scale=6,
+                    autofocus=True,
+                    elem_id="chat-input",
+                )
+                send = gr.Button("Send", variant="primary", scale=1, min_width=80)
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+            with gr.Row():
+                retry = gr.Button("↻ Retry", size="sm")
+                undo = gr.Button("↶ Undo", size="sm")
+                clear = gr.Button("🗑 Clear", size="sm")
+            stats = gr.Markdown("", elem_id="chat-stats")
+            gr.Examples(examples().chat, inputs=message, label="Examples")
+        with gr.Column(scale=2):
+            system_prompt = gr.Textbox(
+                DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=3, max_lines=10
+            )
+            with gr.Accordion("Parameters", open=True):
+                preset = gr.Dropdown(
+                    list(preset_table), value=DEFAULT_PRESET, label="Preset", interactive=True
+                )
+                max_tokens = gr.Slider(1, 4096, value=default.max_new_tokens, step=1, label="max_tokens")
+                temperature = gr.Slider(
+                    0, 2, value=default.temperature, step=0.05, label="temperature",
+                    info="0 = greedy (always the most likely token)",
+                )
+                top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.01, label="top_p")
+                seed = gr.Number(-1, label="seed", precision=0, minimum=-1, info="-1 = random")
+                stop_text = gr.Textbox(
+                    "", label="Stop sequences", lines=2, info="One per line (up to 4); \\n = newline"
+                )
+    params = [system_prompt, max_tokens, temperature, top_p, seed, stop_text]
+    wire_presets(
+        preset,
+        preset_table,
+        [max_tokens, temperature, top_p],
+        lambda p: [p.max_new_tokens, p.temperature, p.top_p],
+    )
+
+    def respond(history, system, max_new, temp, nucleus, seed_value, stops):
+        """Stream the assistant's answer to the last user message into the chat."""
+        history = list(history or [])
+        notice = loading_notice(backend)
+        if notice:
+            yield history + [{"role": "assistant", "content": notice}], ""
+        try:
+            for reply, line in run(
+                backend,
+                to_messages(history, system or ""),
+                max_tokens=int(max_new),
+                temperature=float(temp),
+                top_p=float(nucleus),
+                seed=optional_seed(seed_value),
+                stop=parse_stop(stops),
+            ):
+                yield history + [{"role": "assistant", "content": reply}], line
+        except BackendError as exc:
+            raise to_gradio_error(exc) from None
+
+    def add_user(text: str, history):
+        if not text or not text.strip():
+            raise gr.Error("Type a message first.", title="Empty message", print_exception=False)
+        return "", list(history or []) + [{"role": "user", "content": text}]
+
+    def drop_reply(history):
+        history = list(history or [])
+        index = _last_user_index(history)
+        if index is None:
+            raise gr.Error("Nothing to retry yet.", title="Empty chat", print_exception=False)
+        return history[: index + 1]
+
+    def undo_turn(history):
+        history = list(history or [])
+        index = _last_user_index(history)
+        if index is None:
+            return history, ""
+        return history[:index], message_text(history[index]["content"])
+
+    def edit_turn(history, edit: gr.EditData):
+        index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
+        history = list(history or [])[:index]
+        return history + [{"role": "user", "content": message_text(edit.value)}]
+
+    hidden = dict(api_visibility="private")
+    generate = dict(
+        fn=respond,
+        inputs=[chatbot, *params],
+        outputs=[chatbot, stats],
+        concurrency_limit=concurrency_limit,
+        concurrency_id=GENERATION_CONCURRENCY_ID,
+        show_progress="hidden",
+        **hidden,
+    )
+    events = []
+    for trigger in (message.submit, send.click):
+        added = trigger(add_user, [message, chatbot], [message, chatbot], queue=False, **hidden)
+        events.append(added.success(**generate))
+    events.append(
+        retry.click(drop_reply, chatbot, chatbot, queue=False, **hidden).success(**generate)
+    )
+    events.append(
+        chatbot.retry(drop_reply, chatbot, chatbot, queue=False, **hidden).success(**generate)
+    )
+    events.append(chatbot.edit(edit_turn, chatbot, chatbot, queue=False, **hidden).success(**generate))
+    undo.click(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden)
+    chatbot.undo(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden)
+    stop.click(None, cancels=events, **hidden)
+    clear.click(lambda: ([], ""), outputs=[chatbot, stats], cancels=events, queue=False, **hidden)
+    chatbot.clear(lambda: "", outputs=stats, cancels=events, queue=False, **hidden)
+
+    def chat(
+        message: str,
+        history: list[dict] | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        max_tokens: int = default.max_new_tokens,
+        temperature: float = default.temperature,
+        top_p: float = default.top_p,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Chat with the model: streams the reply so far. `history` is a list of
+        {"role", "content"} messages before this one."""
+        if not message or not message.strip():
+            raise gr.Error("`message` cannot be empty.", print_exception=False)
+        messages = to_messages([*(history or []), {"role": "user", "content": message}], system_prompt)
+        try:
+            for reply, _ in run(
+                backend, messages, max_tokens=max_tokens, temperature=temperature,
+                top_p=top_p, seed=seed, stop=stop or None,
+            ):
+                yield reply
+        except BackendError as exc:
+            raise to_gradio_error(exc) from None
+
+    gr.api(
+        chat,
+        api_name="chat",
+        concurrency_limit=concurrency_limit,
+        concurrency_id=GENERATION_CONCURRENCY_ID,
+    )

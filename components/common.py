@@ -1,0 +1,121 @@
+"""Pieces every tab shares: status banner, stats line, stop-sequence parsing, the one
+adapter from ``BackendError`` to Gradio's error toast, and preset wiring."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from backends import Backend
+from backends.errors import BackendError, InputValidationError, OverloadedError
+
+GENERATION_CONCURRENCY_ID = "generation"
+
+
+def parse_stop(text: str | None) -> list[str] | None:
+    """Stop sequences from a textbox: one per line; ``\\n`` and ``\\t`` are escapes."""
+    if not text:
+        return None
+    lines = [line for line in text.split("\n") if line != ""]
+    stops = [line.replace("\\n", "\n").replace("\\t", "\t") for line in lines]
+    return stops or None
+
+
+def optional_seed(value: float | int | None) -> int | None:
+    """A ``gr.Number`` seed: -1 (or empty) means "random"."""
+    return None if value is None or value == "" or int(value) < 0 else int(value)
+
+
+def to_gradio_error(exc: BackendError) -> gr.Error:
+    """The one place a backend error becomes what the user sees."""
+    if isinstance(exc, InputValidationError):
+        title = "Invalid input"
+    elif isinstance(exc, OverloadedError):
+        title = "Busy — retry in a moment"
+    else:
+        title = "Generation failed"
+    return gr.Error(exc.user_message(), title=title, print_exception=False)
+
+
+@dataclass
+class StreamStats:
+    """Time to first token and decode speed, measured where the user sees the tokens."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    tokens: int = 0
+
+    def token(self, count: int = 1) -> None:
+        now = time.perf_counter()
+        if self.first_token_at is None:
+            self.first_token_at = now
+        self.last_token_at = now
+        self.tokens += count
+
+    def line(
+        self,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        extra: str = "",
+    ) -> str:
+        """E.g. "38 prompt + 32 completion tokens · first token 0.21 s · 21.3 tokens/s"."""
+        completion = completion_tokens if completion_tokens is not None else self.tokens
+        parts = []
+        if prompt_tokens is not None:
+            parts.append(f"{prompt_tokens} prompt + {completion} completion tokens")
+        else:
+            parts.append(f"{completion} completion tokens")
+        if self.first_token_at is not None:
+            parts.append(f"first token {self.first_token_at - self.started:.2f} s")
+            span = (self.last_token_at or self.first_token_at) - self.first_token_at
+            if completion > 1 and span > 0:
+                parts.append(f"{(completion - 1) / span:.1f} tokens/s")
+        if extra:
+            parts.append(extra)
+        return " · ".join(parts)
+
+
+def status_markdown(backend: Backend) -> str:
+    status = backend.status()
+    icon = {"loading": "⏳", "ready": "🟢", "failed": "🔴"}[status.state]
+    return f"{icon} **{backend.name} model** — {status.message}"
+
+
+def render_status(backend: Backend) -> gr.Markdown:
+    """A banner that shows the backend's state, refreshed every second while loading."""
+    banner = gr.Markdown(status_markdown(backend), elem_id="backend-status")
+    timer = gr.Timer(1.0, active=backend.status().state == "loading")
+
+    def refresh() -> tuple[str, gr.Timer]:
+        return status_markdown(backend), gr.Timer(active=backend.status().state == "loading")
+
+    timer.tick(refresh, outputs=[banner, timer], api_visibility="private", show_progress="hidden")
+    return banner
+
+
+def loading_notice(backend: Backend) -> str | None:
+    """Text to show in place of output while the model is still loading (else ``None``)."""
+    status = backend.status()
+    return f"⏳ {status.message}" if status.state == "loading" else None
+
+
+def wire_presets(
+    dropdown: gr.Dropdown,
+    presets: dict,
+    outputs: list[gr.components.Component],
+    values: Callable[[object], list],
+) -> None:
+    """Selecting a preset fills ``outputs`` with ``values(preset)``."""
+
+    def apply(name: str):
+        preset = presets.get(name)
+        if preset is None:
+            return [gr.update() for _ in outputs]
+        return values(preset)
+
+    dropdown.change(apply, dropdown, outputs, api_visibility="private", show_progress="hidden")
