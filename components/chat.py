@@ -82,7 +82,9 @@ def run(
     extra = f"finish: {finish}" if finish else ""
     if usage is not None:
         line = stats.line(
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, extra=extra
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            extra=extra,
         )
     else:
         line = stats.line(extra=extra)
@@ -134,15 +136,24 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
                 preset = gr.Dropdown(
                     list(preset_table), value=DEFAULT_PRESET, label="Preset", interactive=True
                 )
-                max_tokens = gr.Slider(1, 4096, value=default.max_new_tokens, step=1, label="max_tokens")
+                max_tokens = gr.Slider(
+                    1, 4096, value=default.max_new_tokens, step=1, label="max_tokens"
+                )
                 temperature = gr.Slider(
-                    0, 2, value=default.temperature, step=0.05, label="temperature",
+                    0,
+                    2,
+                    value=default.temperature,
+                    step=0.05,
+                    label="temperature",
                     info="0 = greedy (always the most likely token)",
                 )
                 top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.01, label="top_p")
                 seed = gr.Number(-1, label="seed", precision=0, minimum=-1, info="-1 = random")
                 stop_text = gr.Textbox(
-                    "", label="Stop sequences", lines=2, info="One per line (up to 4); \\n = newline"
+                    "",
+                    label="Stop sequences",
+                    lines=2,
+                    info="One per line (up to 4); \\n = newline",
                 )
     params = [system_prompt, max_tokens, temperature, top_p, seed, stop_text]
     wire_presets(
@@ -216,7 +227,9 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
     events.append(
         chatbot.retry(drop_reply, chatbot, chatbot, queue=False, **hidden).success(**generate)
     )
-    events.append(chatbot.edit(edit_turn, chatbot, chatbot, queue=False, **hidden).success(**generate))
+    events.append(
+        chatbot.edit(edit_turn, chatbot, chatbot, queue=False, **hidden).success(**generate)
+    )
     undo.click(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden)
     chatbot.undo(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden)
     stop.click(None, cancels=events, **hidden)
@@ -237,11 +250,18 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         {"role", "content"} messages before this one."""
         if not message or not message.strip():
             raise gr.Error("`message` cannot be empty.", print_exception=False)
-        messages = to_messages([*(history or []), {"role": "user", "content": message}], system_prompt)
+        messages = to_messages(
+            [*(history or []), {"role": "user", "content": message}], system_prompt
+        )
         try:
             for reply, _ in run(
-                backend, messages, max_tokens=max_tokens, temperature=temperature,
-                top_p=top_p, seed=seed, stop=stop or None,
+                backend,
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                stop=stop or None,
             ):
                 yield reply
         except BackendError as exc:

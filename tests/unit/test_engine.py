@@ -157,18 +157,17 @@ def fact_tokens(local_backend) -> list[str]:
 @pytest.mark.parametrize(
     "pick_stop",
     [
-        pytest.param(lambda tokens: tokens[3], id="one-token"),
-        pytest.param(lambda tokens: tokens[2][-1:] + tokens[3][:2], id="across-tokens"),
+        pytest.param(lambda tokens: tokens[5], id="one-token"),
+        pytest.param(lambda tokens: tokens[4] + tokens[5], id="two-tokens"),
     ],
 )
 def test_text_generation_stops_right_after_a_stop_sequence(local_backend, fact_tokens, pick_stop):
     stop = pick_stop(fact_tokens)
-    expected = _text_until(fact_tokens, stop)
     out = local_backend.text_generation(FACT_PROMPT, max_new_tokens=12, stop=[stop], details=True)
     assert out.details.finish_reason == "stop_sequence"
-    assert out.generated_text == expected
-    assert out.generated_text.endswith(stop) or out.generated_text.endswith(fact_tokens[3])
-    assert out.details.generated_tokens < 12
+    assert out.generated_text == _text_until(fact_tokens, stop)
+    assert out.generated_text.endswith(stop)  # TGI: the stop sequence is part of the text
+    assert out.details.generated_tokens == len(out.details.tokens) < 12
 
 
 def test_a_stop_inside_a_token_keeps_that_whole_token(local_backend, fact_tokens):
@@ -270,6 +269,17 @@ def test_closing_the_chat_stream_generator_cancels(local_backend, submitted):
     chunks.close()
     (request,) = submitted
     assert len(list(request)) < LONG - 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: text_generation submits before the stream generator starts, so a stream "
+    "closed before its first token never cancels its request",
+)
+def test_closing_a_stream_before_its_first_token_cancels(local_backend, submitted):
+    outputs = local_backend.text_generation(PROMPT, max_new_tokens=LONG, stream=True, details=True)
+    outputs.close()  # e.g. the client disconnected while waiting in the queue
+    assert all(s._request.cancelled.is_set() for s in submitted)
 
 
 def test_a_full_queue_is_overloaded(loaded, tokenizer):

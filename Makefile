@@ -1,0 +1,41 @@
+# The README's two commands: `make run` (set up + start the app) and `make test`
+# (set up + run every test tier). Both create .venv/ on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APP_STAMP := $(VENV)/.app-installed
+DEV_STAMP := $(VENV)/.dev-installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup setup-dev run test test-unit lint bench
+
+setup: $(APP_STAMP)
+
+$(APP_STAMP): requirements.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $@
+
+setup-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(APP_STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## Set up, then start the app on http://127.0.0.1:7860 (flags: make run ARGS="--port 8000")
+run: setup
+	$(PY) app.py $(ARGS)
+
+## Set up, then run every test tier (unit, server, browser)
+test: setup-dev
+	./scripts/install-chromium.sh
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: setup-dev
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .

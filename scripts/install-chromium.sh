@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs Debian's Chromium for the browser tests (Playwright cannot download its own
+# browser without internet access). Needs root or passwordless sudo; otherwise says what
+# to run. Exits 0 when Chromium is already there.
+set -euo pipefail
+CHROMIUM=${PLAYGROUND_CHROMIUM:-/usr/bin/chromium}
+if [ -x "$CHROMIUM" ]; then
+  exit 0
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  SUDO="sudo -n"
+else
+  echo "Chromium is missing and this user cannot install it." >&2
+  echo "Run: sudo apt-get update && sudo apt-get install -y chromium" >&2
+  echo "(browser tests are skipped without it, and fail when CI=true)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq chromium >/dev/null
+echo "Installed $("$CHROMIUM" --version)"
