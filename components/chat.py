@@ -207,7 +207,9 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         history = list(history or [])[:index]
         return history + [{"role": "user", "content": message_text(edit.value)}]
 
-    hidden = dict(api_visibility="private")
+    # "undocumented", not "private": Gradio 6.31 cannot cancel a private event (Stop would
+    # blank the chat with an error instead of keeping the partial reply).
+    hidden = dict(api_visibility="undocumented")
     generate = dict(
         fn=respond,
         inputs=[chatbot, *params],

@@ -193,10 +193,10 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         concurrency_limit=concurrency_limit,
         concurrency_id=GENERATION_CONCURRENCY_ID,
         show_progress="minimal",
-        api_visibility="private",
+        api_visibility="undocumented",  # a private event cannot be cancelled (Gradio 6.31)
     )
     events = [generate_btn.click(**event_args), prompt.submit(**event_args)]
-    stop_btn.click(None, cancels=events, api_visibility="private")
+    stop_btn.click(None, cancels=events, api_visibility="undocumented")
 
     def text_generation(
         prompt: str,
