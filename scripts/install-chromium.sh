@@ -19,5 +19,6 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq chromium >/dev/null
+# fonts-noto-color-emoji: the UI uses a few emoji; without it screenshots show boxes.
+$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
 echo "Installed $("$CHROMIUM" --version)"

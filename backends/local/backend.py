@@ -30,7 +30,7 @@ from huggingface_hub import (
 
 from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
-from backends.local.engine import Engine, TokenEvent, TokenStream
+from backends.local.engine import Engine, TokenEvent
 from backends.local.model import Device, LoadedModel, load_model, resolve_model
 from backends.local.sampling import SamplingParams
 from backends.params import (
@@ -58,8 +58,11 @@ class StopHoldback:
     def __init__(self, stops: tuple[str, ...]) -> None:
         self.stops = stops
         self.pending = ""
+        self.done = False
 
     def feed(self, delta: str) -> str:
+        if self.done:
+            return ""
         self.pending += delta
         if not self.stops:
             out, self.pending = self.pending, ""
@@ -67,7 +70,7 @@ class StopHoldback:
         hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
         if hits:
             out, self.pending = self.pending[: min(hits)], ""
-            self.stops = ()  # finished: nothing after the stop is released
+            self.done = True  # nothing after the stop is ever released
             return out
         keep = 0
         for stop in self.stops:
@@ -82,7 +85,7 @@ class StopHoldback:
     def finish(self) -> str:
         out = self.feed("")
         rest, self.pending = self.pending, ""
-        return out + (rest if self.stops else "")
+        return out + ("" if self.done else rest)
 
 
 @register_backend("local")
@@ -262,9 +265,8 @@ class LocalBackend:
             seed=params.seed,
             stop=tuple(params.stop or ()),
         )
-        token_stream = engine.submit(ids, sampling)
         prefix = prompt if params.return_full_text else ""
-        outputs = self._text_stream(token_stream, prefix)
+        outputs = self._text_stream(engine, ids, sampling, prefix)
         if stream:
             return outputs if details else (o.token.text for o in outputs)
         tokens, last = [], None
@@ -285,8 +287,12 @@ class LocalBackend:
         )
 
     @staticmethod
-    def _text_stream(stream: TokenStream, prefix: str) -> Iterator[TextGenerationStreamOutput]:
-        with stream:
+    def _text_stream(
+        engine: Engine, ids: list[int], sampling: SamplingParams, prefix: str
+    ) -> Iterator[TextGenerationStreamOutput]:
+        # Submitted on the first next(), inside the generator: a consumer that goes away
+        # before reading anything then never holds the engine (nothing to cancel).
+        with engine.submit(ids, sampling) as stream:
             for event in stream:
                 out = TextGenerationStreamOutput(
                     index=event.index,
@@ -343,7 +349,7 @@ class LocalBackend:
             seed=params.seed,
             stop=tuple(params.stop or ()),
         )
-        chunks = self._chat_stream(engine.submit(ids, sampling), loaded.model_id, sampling.stop)
+        chunks = self._chat_stream(engine, ids, sampling, loaded.model_id)
         if stream:
             return chunks
         text, last = "", None
@@ -367,10 +373,10 @@ class LocalBackend:
 
     @staticmethod
     def _chat_stream(
-        stream: TokenStream, model_id: str, stops: tuple[str, ...]
+        engine: Engine, ids: list[int], sampling: SamplingParams, model_id: str
     ) -> Iterator[ChatCompletionStreamOutput]:
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        holdback = StopHoldback(stops)
+        holdback = StopHoldback(sampling.stop)
 
         def chunk(content: str, finish: str | None = None, event: TokenEvent | None = None):
             usage = None
@@ -395,7 +401,7 @@ class LocalBackend:
                 usage=usage,
             )
 
-        with stream:
+        with engine.submit(ids, sampling) as stream:  # on first next(), as in _text_stream
             for event in stream:
                 if event.finish_reason:
                     finish = "length" if event.finish_reason == "length" else "stop"
