@@ -98,6 +98,38 @@ def _last_user_index(history: list[dict]) -> int | None:
     return None
 
 
+def add_user(text: str, history: list[dict]) -> tuple[str, list[dict]]:
+    """Send: append the typed message to the chat and empty the textbox."""
+    if not text or not text.strip():
+        raise gr.Error("Type a message first.", title="Empty message", print_exception=False)
+    return "", list(history or []) + [{"role": "user", "content": text}]
+
+
+def drop_reply(history: list[dict]) -> list[dict]:
+    """Retry: keep the chat up to and including the last user message."""
+    history = list(history or [])
+    index = _last_user_index(history)
+    if index is None:
+        raise gr.Error("Nothing to retry yet.", title="Empty chat", print_exception=False)
+    return history[: index + 1]
+
+
+def undo_turn(history: list[dict]) -> tuple[list[dict], str]:
+    """Undo: remove the last user message (and its reply); put its text back to edit."""
+    history = list(history or [])
+    index = _last_user_index(history)
+    if index is None:
+        return history, ""
+    return history[:index], message_text(history[index]["content"])
+
+
+def edit_turn(history: list[dict], edit: gr.EditData) -> list[dict]:
+    """Edit: replace a user message and drop everything after it (then regenerate)."""
+    index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
+    history = list(history or [])[:index]
+    return history + [{"role": "user", "content": message_text(edit.value)}]
+
+
 def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
     """The chat tab's widgets and events (call inside a ``gr.Tab``)."""
     preset_table = presets()
@@ -182,30 +214,6 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
                 yield history + [{"role": "assistant", "content": reply}], line
         except BackendError as exc:
             raise to_gradio_error(exc) from None
-
-    def add_user(text: str, history):
-        if not text or not text.strip():
-            raise gr.Error("Type a message first.", title="Empty message", print_exception=False)
-        return "", list(history or []) + [{"role": "user", "content": text}]
-
-    def drop_reply(history):
-        history = list(history or [])
-        index = _last_user_index(history)
-        if index is None:
-            raise gr.Error("Nothing to retry yet.", title="Empty chat", print_exception=False)
-        return history[: index + 1]
-
-    def undo_turn(history):
-        history = list(history or [])
-        index = _last_user_index(history)
-        if index is None:
-            return history, ""
-        return history[:index], message_text(history[index]["content"])
-
-    def edit_turn(history, edit: gr.EditData):
-        index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
-        history = list(history or [])[:index]
-        return history + [{"role": "user", "content": message_text(edit.value)}]
 
     # "undocumented", not "private": Gradio 6.31 cannot cancel a private event (Stop would
     # blank the chat with an error instead of keeping the partial reply).
