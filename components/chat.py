@@ -19,6 +19,8 @@ from components.common import (
     loading_notice,
     optional_seed,
     parse_stop,
+    show_error,
+    show_problem,
     to_gradio_error,
     wire_presets,
 )
@@ -101,7 +103,8 @@ def _last_user_index(history: list[dict]) -> int | None:
 def add_user(text: str, history: list[dict]) -> tuple[str, list[dict]]:
     """Send: append the typed message to the chat and empty the textbox."""
     if not text or not text.strip():
-        raise gr.Error("Type a message first.", title="Empty message", print_exception=False)
+        show_problem("Type a message first.", title="Empty message")
+        return text or "", list(history or [])
     return "", list(history or []) + [{"role": "user", "content": text}]
 
 
@@ -110,7 +113,8 @@ def drop_reply(history: list[dict]) -> list[dict]:
     history = list(history or [])
     index = _last_user_index(history)
     if index is None:
-        raise gr.Error("Nothing to retry yet.", title="Empty chat", print_exception=False)
+        show_problem("Nothing to retry yet.", title="Empty chat")
+        return history
     return history[: index + 1]
 
 
@@ -198,9 +202,13 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
     def respond(history, system, max_new, temp, nucleus, seed_value, stops):
         """Stream the assistant's answer to the last user message into the chat."""
         history = list(history or [])
+        if not history or history[-1].get("role") != "user":
+            # Nothing to answer (e.g. an empty message was refused). A generator that ends
+            # without yielding would clear its outputs, so say "no change" explicitly.
+            yield gr.update(), gr.update()
+            return
         notice = loading_notice(backend)
-        if notice:
-            yield history + [{"role": "assistant", "content": notice}], ""
+        yield (history + [{"role": "assistant", "content": notice}] if notice else history), ""
         try:
             for reply, line in run(
                 backend,
@@ -213,7 +221,8 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
             ):
                 yield history + [{"role": "assistant", "content": reply}], line
         except BackendError as exc:
-            raise to_gradio_error(exc) from None
+            show_error(exc)
+            yield gr.update(), gr.update()  # the chat (and any partial reply) stays
 
     # "undocumented", not "private": Gradio 6.31 cannot cancel a private event (Stop would
     # blank the chat with an error instead of keeping the partial reply).

@@ -29,15 +29,28 @@ def optional_seed(value: float | int | None) -> int | None:
     return None if value is None or value == "" or int(value) < 0 else int(value)
 
 
-def to_gradio_error(exc: BackendError) -> gr.Error:
-    """The one place a backend error becomes what the user sees."""
+def _title(exc: BackendError) -> str:
     if isinstance(exc, InputValidationError):
-        title = "Invalid input"
-    elif isinstance(exc, OverloadedError):
-        title = "Busy — retry in a moment"
-    else:
-        title = "Generation failed"
-    return gr.Error(exc.user_message(), title=title, print_exception=False)
+        return "Invalid input"
+    if isinstance(exc, OverloadedError):
+        return "Busy — retry in a moment"
+    return "Generation failed"
+
+
+def to_gradio_error(exc: BackendError) -> gr.Error:
+    """For API endpoints: the error a client receives, with the backend's reason."""
+    return gr.Error(exc.user_message(), title=_title(exc), print_exception=False)
+
+
+def show_error(exc: BackendError) -> None:
+    """For UI handlers: a toast with the reason; outputs keep what they show. (Raising
+    ``gr.Error`` would cover the chat or the partial output with an error overlay.)"""
+    gr.Warning(exc.user_message(), title=_title(exc), duration=15)
+
+
+def show_problem(message: str, title: str) -> None:
+    """A toast for input the UI refuses before calling a backend (e.g. an empty message)."""
+    gr.Warning(message, title=title, duration=6)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from components.common import (
     loading_notice,
     optional_seed,
     parse_stop,
+    show_error,
+    show_problem,
     to_gradio_error,
     wire_presets,
 )
@@ -164,7 +166,9 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
 
     def generate(text, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full):
         if not text or not text.strip():
-            raise gr.Error("Type a prompt first.", title="Empty prompt", print_exception=False)
+            show_problem("Type a prompt first.", title="Empty prompt")
+            yield gr.update(), gr.update(), gr.update()  # ending without a yield clears outputs
+            return
         notice = loading_notice(backend)
         if notice:
             yield notice, "", ""
@@ -183,7 +187,8 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
                 return_full_text=bool(full),
             )
         except BackendError as exc:
-            raise to_gradio_error(exc) from None
+            show_error(exc)
+            yield gr.update(), gr.update(), gr.update()  # the (partial) output stays
 
     inputs = [prompt, *sampling_widgets, seed, stop, return_full_text]
     event_args = dict(
