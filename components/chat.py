@@ -150,6 +150,7 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
             )
             with gr.Row():
                 message = gr.Textbox(
+                    label="Message",
                     show_label=False,
                     placeholder="Type a message and press Enter",
                     scale=6,
@@ -227,6 +228,7 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
     # "undocumented", not "private": Gradio 6.31 cannot cancel a private event (Stop would
     # blank the chat with an error instead of keeping the partial reply).
     hidden = dict(api_visibility="undocumented")
+    quick = dict(concurrency_limit=None, show_progress="hidden", **hidden)
     generate = dict(
         fn=respond,
         inputs=[chatbot, *params],
@@ -238,14 +240,11 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
     )
     events = []
     for trigger in (message.submit, send.click):
-        added = trigger(add_user, [message, chatbot], [message, chatbot], queue=False, **hidden)
+        # Queued (no limit): only queued events can show the "Type a message first." toast.
+        added = trigger(add_user, [message, chatbot], [message, chatbot], **quick)
         events.append(added.success(**generate))
-    events.append(
-        retry.click(drop_reply, chatbot, chatbot, queue=False, **hidden).success(**generate)
-    )
-    events.append(
-        chatbot.retry(drop_reply, chatbot, chatbot, queue=False, **hidden).success(**generate)
-    )
+    events.append(retry.click(drop_reply, chatbot, chatbot, **quick).success(**generate))
+    events.append(chatbot.retry(drop_reply, chatbot, chatbot, **quick).success(**generate))
     events.append(
         chatbot.edit(edit_turn, chatbot, chatbot, queue=False, **hidden).success(**generate)
     )

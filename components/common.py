@@ -101,8 +101,10 @@ def status_markdown(backend: Backend) -> str:
 
 def render_status(backend: Backend) -> gr.Markdown:
     """A banner that shows the backend's state, refreshed every second while loading."""
-    banner = gr.Markdown(status_markdown(backend), elem_id="backend-status")
-    timer = gr.Timer(1.0, active=backend.status().state == "loading")
+    # A callable value is evaluated on every page load, so a page opened after the model
+    # is ready never shows a stale "loading"; the timer stops at its first tick once ready.
+    banner = gr.Markdown(lambda: status_markdown(backend), elem_id="backend-status")
+    timer = gr.Timer(1.0, active=True)
 
     def refresh() -> tuple[str, gr.Timer]:
         return status_markdown(backend), gr.Timer(active=backend.status().state == "loading")

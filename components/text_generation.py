@@ -12,6 +12,7 @@ import gradio as gr
 
 from backends import Backend
 from backends.errors import BackendError
+from backends.params import TextGenerationParameters, validate
 from components.common import (
     GENERATION_CONCURRENCY_ID,
     StreamStats,
@@ -53,6 +54,16 @@ def run(
     """
     stats = StreamStats()
     sampling = bool(do_sample)
+    # Bounds hold whether or not sampling is on (as TGI validates them): 0 and 1 are the
+    # UI's "off" values, anything else must be in range even if do_sample drops it.
+    validate(
+        TextGenerationParameters,
+        {
+            "temperature": temperature,
+            "top_k": top_k or None,
+            "top_p": top_p if top_p is None or top_p != 1 else None,
+        },
+    )
     outputs = backend.text_generation(
         prompt,
         max_new_tokens=max_new_tokens,

@@ -141,3 +141,11 @@ def test_text_generation_run_with_full_text_and_seed(local_backend):
 def test_text_generation_run_raises_backend_validation_errors(local_backend):
     with pytest.raises(InputValidationError, match="max_new_tokens"):
         list(text_generation.run(local_backend, "x", max_new_tokens=0))
+
+
+def test_text_generation_run_validates_sampling_values_even_when_greedy(local_backend):
+    # do_sample off drops temperature before the backend sees it; the bound still holds.
+    with pytest.raises(InputValidationError, match="temperature"):
+        list(text_generation.run(local_backend, "x", do_sample=False, temperature=1e9))
+    with pytest.raises(InputValidationError, match="top_p"):
+        list(text_generation.run(local_backend, "x", do_sample=False, top_p=1.5))

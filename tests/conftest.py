@@ -1,0 +1,151 @@
+"""Fixtures shared by the server and browser tiers: the real app on a free port.
+
+``app_server`` starts ``python app.py`` as a subprocess once per session, waits until it
+answers HTTP and its model is loaded, and stops it afterwards. Its output goes to
+``test-artifacts/app-server.log`` (kept for CI; the directory is gitignored). Unit tests
+never request these fixtures, so they do not start anything.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+
+# The very first start converts the bundled GGUF (~25 s on 2 cores), later ones read the
+# cache (~3 s); importing gradio + torch adds ~10 s. Generous so a slow CI box passes.
+STARTUP_DEADLINE_S = 180.0
+
+
+@dataclass(frozen=True)
+class AppServer:
+    """A running app: where it listens and where its output goes."""
+
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log_text(self, start: int = 0) -> str:
+        """The server's output from byte ``start`` on (see ``log_size``)."""
+        with self.log_path.open("rb") as log:
+            log.seek(start)
+            return log.read().decode("utf-8", errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+
+def _free_port() -> int:
+    """A port the OS says is free now (bind port 0), released for the app to take."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, log_path: Path, deadline: float) -> None:
+    """Poll ``GET url`` until 200; fail at once (with the log's tail) if the app died."""
+    last_error = "no attempt yet"
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            pytest.fail(f"app.py exited with code {code} before serving:\n{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+                last_error = f"HTTP {response.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last_error = repr(exc)
+        time.sleep(0.25)
+    pytest.fail(
+        f"app.py did not answer {url} within {STARTUP_DEADLINE_S:.0f} s "
+        f"(last: {last_error}):\n{_tail(log_path)}"
+    )
+
+
+def _wait_for_model(url: str, process: subprocess.Popen, log_path: Path, deadline: float) -> None:
+    """One 1-token generation: the backend holds calls until its model is loaded, so
+    this returns once the app can really generate (and fails with the reason if not)."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    job = client.submit("Hello", max_new_tokens=1, do_sample=False, api_name="/text_generation")
+    try:
+        job.result(timeout=max(1.0, deadline - time.monotonic()))
+    except Exception as exc:
+        code = process.poll()
+        state = f"exited with code {code}" if code is not None else "still running"
+        pytest.fail(
+            f"app.py ({state}) could not generate within {STARTUP_DEADLINE_S:.0f} s: "
+            f"{exc!r}\n{_tail(log_path)}"
+        )
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """``test-artifacts/`` at the repository root (screenshots, server logs)."""
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    return ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="session")
+def app_server(artifacts_dir: Path) -> Iterator[AppServer]:
+    """The real app (``python app.py``) on a free port, with its model loaded."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log_path = artifacts_dir / "app-server.log"
+    # INFO level: the cancellation test reads the engine's log lines.
+    env = dict(
+        os.environ,
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+        PLAYGROUND_LOG_LEVEL="INFO",
+    )
+    # The assertions expect the bundled model (8192 tokens of context): a model chosen in
+    # the developer's shell must not swap it. Host/port come from the command line.
+    for name in ("PLAYGROUND_MODEL", "PLAYGROUND_HOST", "PLAYGROUND_PORT"):
+        env.pop(name, None)
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        _wait_for_http(url, process, log_path, deadline)
+        _wait_for_model(url, process, log_path, deadline)
+        yield AppServer(url=url, log_path=log_path, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server: AppServer) -> str:
+    """Base URL of the running app, e.g. ``http://127.0.0.1:41234/``."""
+    return app_server.url
