@@ -64,3 +64,17 @@ class UnavailableError(BackendError):
 
     error_type = "unavailable"
     status_code = 503
+
+
+class AuthenticationError(BackendError):
+    """The endpoint refused the token (HTTP 401/403)."""
+
+    error_type = "authentication"
+    status_code = 401
+
+
+class ModelNotFoundError(BackendError):
+    """The model or endpoint does not exist, or the token cannot see it (HTTP 404)."""
+
+    error_type = "not_found"
+    status_code = 404
