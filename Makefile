@@ -21,8 +21,9 @@ $(APP_STAMP): requirements.txt requirements-nodeps.txt
 
 setup-dev: $(DEV_STAMP)
 
-$(DEV_STAMP): $(APP_STAMP) requirements-dev.txt
+$(DEV_STAMP): $(APP_STAMP) requirements-dev.txt requirements-dev-nodeps.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
 ## Set up, then start the app on http://127.0.0.1:7860 (flags: make run ARGS="--port 8000")

@@ -8,12 +8,18 @@ Parses arguments, builds the backend, builds the UI, launches. No logic lives he
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a demo
 
+import gradio as gr  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from backends.api import mount_api  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
@@ -25,6 +31,8 @@ environment variables (each flag's default):
   PLAYGROUND_HOST       --host (GRADIO_SERVER_NAME is honoured too, as on Spaces)
   PLAYGROUND_PORT       --port (GRADIO_SERVER_PORT is honoured too)
   PLAYGROUND_CACHE_DIR  --cache-dir
+  PLAYGROUND_MAX_CONCURRENT_REQUESTS  --max-concurrent-requests
+  PLAYGROUND_API_KEY    --api-key (prefer the variable: flags show up in `ps`)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
 
@@ -72,7 +80,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(_env("PLAYGROUND_CACHE_DIR", default=str(DEFAULT_CACHE))),
         help=f"where converted GGUF weights are cached (default: {DEFAULT_CACHE})",
     )
+    parser.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=int(_env("PLAYGROUND_MAX_CONCURRENT_REQUESTS", default="128")),
+        help="requests the local model accepts at once (running + queued); past it the "
+        "local API answers 429 overloaded and the UI says it is busy (default: 128)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=_env("PLAYGROUND_API_KEY"),
+        help="Bearer key required by the local API at /api. Required when --host is not a "
+        "loopback address; without one the API is not served there (the UI still is)",
+    )
     return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,10 +112,36 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request is noise
-    backend = LocalBackend(args.model, device=args.device, cache_dir=args.cache_dir).start()
+    backend = LocalBackend(
+        args.model,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        max_queue=args.max_concurrent_requests,
+    ).start()
+    app = FastAPI(
+        title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"
+    )
+    if args.api_key or is_loopback(args.host):
+        mount_api(
+            app,
+            backend,
+            api_key=args.api_key,
+            max_concurrent_requests=args.max_concurrent_requests,
+        )
+        logging.info(
+            "Local API (TGI + OpenAI compatible) at http://%s:%d/api", args.host, args.port
+        )
+    else:
+        logging.warning(
+            "Local API disabled: --host %s is not a loopback address and no --api-key "
+            "(or PLAYGROUND_API_KEY) is set.",
+            args.host,
+        )
     demo = build_ui(backend)
     demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=args.host, server_port=args.port, css=CSS, show_error=True)
+    gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)
+    logging.info("Serving the UI at http://%s:%d", args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -200,9 +200,16 @@ class LocalBackend:
             "version": VERSION,
         }
 
-    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+    def tokenize(self, text: str) -> list[dict[str, Any]]:
+        """TGI's ``/tokenize``: ``[{"id", "text", "start", "stop"}]`` with character offsets."""
         loaded, _ = self._require()
-        return loaded.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+        encoding = loaded.tokenizer(text, return_offsets_mapping=True)
+        return [
+            {"id": token_id, "text": text[start:stop], "start": start, "stop": stop}
+            for token_id, (start, stop) in zip(
+                encoding.input_ids, encoding.offset_mapping, strict=True
+            )
+        ]
 
     # -- generation ----------------------------------------------------------------------
 
