@@ -14,6 +14,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a demo
+# The server's saved/HF_TOKEN token is never sent implicitly: each session's requests carry
+# only the token that user typed, to the endpoint that user chose.
+os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
 import gradio as gr  # noqa: E402
 import uvicorn  # noqa: E402
@@ -22,6 +25,7 @@ from fastapi import FastAPI  # noqa: E402
 from backends.api import mount_api  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
+from backends.remote import PROVIDERS  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
 
 ENVIRONMENT = """\
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     app = FastAPI(
         title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
-    if args.api_key or is_loopback(args.host):
+    serve_api = bool(args.api_key) or is_loopback(args.host)
+    if serve_api:
         mount_api(
             app,
             backend,
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             "(or PLAYGROUND_API_KEY) is set.",
             args.host,
         )
-    demo = build_ui(backend)
+    demo = build_ui(backend, providers=PROVIDERS, api_key_required=bool(args.api_key))
     demo.queue(default_concurrency_limit=1)
     gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)
     logging.info("Serving the UI at http://%s:%d", args.host, args.port)

@@ -15,13 +15,26 @@ CSS = """
 """
 
 
-def build_ui(backend: Backend, *, concurrency_limit: int | None = 1) -> gr.Blocks:
-    """The whole app. ``concurrency_limit``: generation jobs run at once (the rest queue)."""
+def build_ui(
+    backend: Backend,
+    *,
+    providers: list[str] | None = None,
+    concurrency_limit: int | None = None,
+    api_key_required: bool = False,
+) -> gr.Blocks:
+    """The whole app around the local ``backend``; each tab can switch to a remote endpoint
+    (``providers``: the choices for Hub model ids). ``concurrency_limit``: generation jobs
+    that run at once (``None``: no limit in Gradio — the local engine queues its own)."""
+    options = dict(
+        providers=providers or ["auto"],
+        concurrency_limit=concurrency_limit,
+        api_key_required=api_key_required,
+    )
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## 🧪 {TITLE}")
         render_status(backend)
         with gr.Tab("Chat", id="chat"):
-            chat.render(backend, concurrency_limit=concurrency_limit)
+            chat.render(backend, **options)
         with gr.Tab("Text generation", id="text-generation"):
-            text_generation.render(backend, concurrency_limit=concurrency_limit)
+            text_generation.render(backend, **options)
     return demo

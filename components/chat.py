@@ -13,6 +13,8 @@ import gradio as gr
 
 from backends import Backend
 from backends.errors import BackendError
+from components import connection as connection_panel
+from components import show_code
 from components.common import (
     GENERATION_CONCURRENCY_ID,
     StreamStats,
@@ -24,6 +26,7 @@ from components.common import (
     to_gradio_error,
     wire_presets,
 )
+from components.connection import api_connection, backend_for
 from presets import DEFAULT_PRESET, examples, presets
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -50,27 +53,29 @@ def to_messages(history: list[dict], system_prompt: str = "") -> list[dict[str, 
     return messages
 
 
-def run(
-    backend: Backend,
-    messages: list[dict[str, str]],
+def chat_parameters(
     *,
     max_tokens: int | None = None,
     temperature: float | None = None,
     top_p: float | None = None,
     seed: int | None = None,
     stop: list[str] | None = None,
-) -> Iterator[tuple[str, str]]:
-    """Stream a reply: yields ``(reply so far, stats line)``. Raises ``BackendError``."""
+) -> dict:
+    """UI values → ``chat_completion`` keywords (``top_p=1`` means "off")."""
+    return {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": None if top_p is not None and top_p >= 1 else top_p,
+        "seed": seed,
+        "stop": stop,
+    }
+
+
+def run(backend: Backend, messages: list[dict[str, str]], **values) -> Iterator[tuple[str, str]]:
+    """Stream a reply: yields ``(reply so far, stats line)``. ``values`` are the UI's (see
+    ``chat_parameters``). Raises ``BackendError``."""
     stats = StreamStats()
-    chunks = backend.chat_completion(
-        messages,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=None if top_p is not None and top_p >= 1 else top_p,
-        seed=seed,
-        stop=stop,
-        stream=True,
-    )
+    chunks = backend.chat_completion(messages, **chat_parameters(**values), stream=True)
     reply, usage, finish = "", None, None
     for chunk in chunks:
         if chunk.choices:
@@ -134,8 +139,15 @@ def edit_turn(history: list[dict], edit: gr.EditData) -> list[dict]:
     return history + [{"role": "user", "content": message_text(edit.value)}]
 
 
-def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
-    """The chat tab's widgets and events (call inside a ``gr.Tab``)."""
+def render(
+    local: Backend,
+    *,
+    providers: list[str],
+    concurrency_limit: int | None = None,
+    api_key_required: bool = False,
+) -> None:
+    """The chat tab's widgets and events (call inside a ``gr.Tab``). ``local`` answers
+    unless the tab's connection panel points at a remote endpoint."""
     preset_table = presets()
     default = preset_table[DEFAULT_PRESET]
     with gr.Row():
@@ -165,7 +177,9 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
                 clear = gr.Button("🗑 Clear", size="sm")
             stats = gr.Markdown("", elem_id="chat-stats")
             gr.Examples(examples().chat, inputs=message, label="Examples")
+            code_slot = gr.Column()
         with gr.Column(scale=2):
+            connection = connection_panel.render(local, providers)
             system_prompt = gr.Textbox(
                 DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=3, max_lines=10
             )
@@ -192,7 +206,7 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
                     lines=2,
                     info="One per line (up to 4); \\n = newline",
                 )
-    params = [system_prompt, max_tokens, temperature, top_p, seed, stop_text]
+    params = [connection, system_prompt, max_tokens, temperature, top_p, seed, stop_text]
     wire_presets(
         preset,
         preset_table,
@@ -200,7 +214,27 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         lambda p: [p.max_new_tokens, p.temperature, p.top_p],
     )
 
-    def respond(history, system, max_new, temp, nucleus, seed_value, stops):
+    def code_request(conn, history, text, system, max_new, temp, nucleus, seed_value, stops):
+        pending = [{"role": "user", "content": text}] if text and text.strip() else []
+        messages = to_messages([*(history or []), *pending], system or "")
+        parameters = chat_parameters(
+            max_tokens=int(max_new),
+            temperature=float(temp),
+            top_p=float(nucleus),
+            seed=optional_seed(seed_value),
+            stop=parse_stop(stops),
+        )
+        return conn, messages, parameters
+
+    with code_slot:
+        show_code.render(
+            "chat-completion",
+            code_request,
+            [connection, chatbot, message, *params[1:]],
+            api_key_required=api_key_required,
+        )
+
+    def respond(history, conn, system, max_new, temp, nucleus, seed_value, stops):
         """Stream the assistant's answer to the last user message into the chat."""
         history = list(history or [])
         if not history or history[-1].get("role") != "user":
@@ -208,9 +242,10 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
             # without yielding would clear its outputs, so say "no change" explicitly.
             yield gr.update(), gr.update()
             return
-        notice = loading_notice(backend)
-        yield (history + [{"role": "assistant", "content": notice}] if notice else history), ""
         try:
+            backend = backend_for(conn, local)
+            notice = loading_notice(backend)
+            yield (history + [{"role": "assistant", "content": notice}] if notice else history), ""
             for reply, line in run(
                 backend,
                 to_messages(history, system or ""),
@@ -263,15 +298,22 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         top_p: float = default.top_p,
         seed: int | None = None,
         stop: list[str] | None = None,
+        endpoint: str = "",
+        provider: str = "auto",
+        model: str = "",
+        token: str = "",
     ) -> Iterator[str]:
         """Chat with the model: streams the reply so far. `history` is a list of
-        {"role", "content"} messages before this one."""
+        {"role", "content"} messages before this one. `endpoint` (a Hub model id or a URL;
+        empty = the local model), `provider`, `model` (for OpenAI-compatible URLs) and
+        `token` pick a remote endpoint."""
         if not message or not message.strip():
             raise gr.Error("`message` cannot be empty.", print_exception=False)
         messages = to_messages(
             [*(history or []), {"role": "user", "content": message}], system_prompt
         )
         try:
+            backend = backend_for(api_connection(endpoint, provider, model, token), local)
             for reply, _ in run(
                 backend,
                 messages,

@@ -13,6 +13,8 @@ import gradio as gr
 from backends import Backend
 from backends.errors import BackendError
 from backends.params import TextGenerationParameters, validate
+from components import connection as connection_panel
+from components import show_code
 from components.common import (
     GENERATION_CONCURRENCY_ID,
     StreamStats,
@@ -24,6 +26,7 @@ from components.common import (
     to_gradio_error,
     wire_presets,
 )
+from components.connection import api_connection, backend_for
 from presets import DEFAULT_PRESET, examples, presets
 
 FINISH_REASONS = {
@@ -33,9 +36,7 @@ FINISH_REASONS = {
 }
 
 
-def run(
-    backend: Backend,
-    prompt: str,
+def tgi_parameters(
     *,
     max_new_tokens: int | None = None,
     do_sample: bool = False,
@@ -46,16 +47,13 @@ def run(
     seed: int | None = None,
     stop: list[str] | None = None,
     return_full_text: bool = False,
-) -> Iterator[tuple[str, str, str]]:
-    """Stream a continuation: yields ``(text so far, finish reason, stats line)``.
+) -> dict:
+    """UI values → ``text_generation`` keywords, as the request and its "Show code" send them.
 
-    UI values are mapped to TGI's: with ``do_sample`` off no warper is sent (greedy);
-    ``top_k=0``, ``top_p=1`` and ``repetition_penalty=1`` mean "off". Raises ``BackendError``.
+    With ``do_sample`` off no warper is sent (greedy); ``top_k=0``, ``top_p=1`` and
+    ``repetition_penalty=1`` mean "off". Bounds are checked either way (as TGI does), so a
+    value out of range is an error even when greedy decoding would drop it.
     """
-    stats = StreamStats()
-    sampling = bool(do_sample)
-    # Bounds hold whether or not sampling is on (as TGI validates them): 0 and 1 are the
-    # UI's "off" values, anything else must be in range even if do_sample drops it.
     validate(
         TextGenerationParameters,
         {
@@ -64,20 +62,27 @@ def run(
             "top_p": top_p if top_p is None or top_p != 1 else None,
         },
     )
-    outputs = backend.text_generation(
-        prompt,
-        max_new_tokens=max_new_tokens,
-        do_sample=sampling,
-        temperature=temperature if sampling else None,
-        top_k=top_k if sampling and top_k else None,
-        top_p=top_p if sampling and top_p is not None and top_p < 1 else None,
-        repetition_penalty=repetition_penalty if repetition_penalty not in (None, 1, 1.0) else None,
-        seed=seed,
-        stop=stop,
-        return_full_text=return_full_text,
-        details=True,
-        stream=True,
-    )
+    sampling = bool(do_sample)
+    return {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": sampling,
+        "temperature": temperature if sampling else None,
+        "top_k": top_k if sampling and top_k else None,
+        "top_p": top_p if sampling and top_p is not None and top_p < 1 else None,
+        "repetition_penalty": None if repetition_penalty in (None, 1, 1.0) else repetition_penalty,
+        "seed": seed,
+        "stop": stop,
+        "return_full_text": return_full_text,
+    }
+
+
+def run(backend: Backend, prompt: str, **values) -> Iterator[tuple[str, str, str]]:
+    """Stream a continuation: yields ``(text so far, finish reason, stats line)``.
+    ``values`` are the UI's (see ``tgi_parameters``). Raises ``BackendError``."""
+    stats = StreamStats()
+    params = tgi_parameters(**values)
+    outputs = backend.text_generation(prompt, **params, details=True, stream=True)
+    return_full_text = params["return_full_text"]
     text = prompt if return_full_text else ""
     yield text, "", ""
     for output in outputs:
@@ -98,8 +103,15 @@ def run(
         yield text, "", stats.line()
 
 
-def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
-    """The text-generation tab's widgets and events (call inside a ``gr.Tab``)."""
+def render(
+    local: Backend,
+    *,
+    providers: list[str],
+    concurrency_limit: int | None = None,
+    api_key_required: bool = False,
+) -> None:
+    """The text-generation tab's widgets and events (call inside a ``gr.Tab``). ``local``
+    answers unless the tab's connection panel points at a remote endpoint."""
     preset_table = presets()
     default = preset_table[DEFAULT_PRESET]
     with gr.Row():
@@ -120,7 +132,9 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
             finish = gr.Textbox(label="Finish reason", interactive=False, elem_id="tg-finish")
             stats = gr.Markdown("", elem_id="tg-stats")
             gr.Examples(examples().text_generation, inputs=prompt, label="Examples")
+            code_slot = gr.Column()
         with gr.Column(scale=2):
+            connection = connection_panel.render(local, providers)
             with gr.Accordion("Parameters", open=True):
                 preset = gr.Dropdown(
                     list(preset_table), value=DEFAULT_PRESET, label="Preset", interactive=True
@@ -175,15 +189,40 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         ],
     )
 
-    def generate(text, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full):
+    def code_request(
+        text, conn, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full
+    ):
+        parameters = tgi_parameters(
+            max_new_tokens=int(max_new),
+            do_sample=bool(sample),
+            temperature=float(temp),
+            top_k=int(k),
+            top_p=float(nucleus),
+            repetition_penalty=float(penalty),
+            seed=optional_seed(seed_value),
+            stop=parse_stop(stops),
+            return_full_text=bool(full),
+        )
+        return conn, text or "", parameters
+
+    with code_slot:
+        show_code.render(
+            "text-generation",
+            code_request,
+            [prompt, connection, *sampling_widgets, seed, stop, return_full_text],
+            api_key_required=api_key_required,
+        )
+
+    def generate(text, conn, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full):
         if not text or not text.strip():
             show_problem("Type a prompt first.", title="Empty prompt")
             yield gr.update(), gr.update(), gr.update()  # ending without a yield clears outputs
             return
-        notice = loading_notice(backend)
-        if notice:
-            yield notice, "", ""
         try:
+            backend = backend_for(conn, local)
+            notice = loading_notice(backend)
+            if notice:
+                yield notice, "", ""
             yield from run(
                 backend,
                 text,
@@ -201,7 +240,7 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
             show_error(exc)
             yield gr.update(), gr.update(), gr.update()  # the (partial) output stays
 
-    inputs = [prompt, *sampling_widgets, seed, stop, return_full_text]
+    inputs = [prompt, connection, *sampling_widgets, seed, stop, return_full_text]
     event_args = dict(
         fn=generate,
         inputs=inputs,
@@ -225,11 +264,18 @@ def render(backend: Backend, *, concurrency_limit: int | None = 1) -> None:
         seed: int | None = None,
         stop: list[str] | None = None,
         return_full_text: bool = False,
+        endpoint: str = "",
+        provider: str = "auto",
+        model: str = "",
+        token: str = "",
     ) -> Iterator[str]:
-        """Continue `prompt`: streams the generated text so far."""
+        """Continue `prompt`: streams the generated text so far. `endpoint` (a Hub model id
+        or a URL; empty = the local model), `provider`, `model` and `token` pick a remote
+        endpoint."""
         if not prompt:
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
+            backend = backend_for(api_connection(endpoint, provider, model, token), local)
             for text, _, _ in run(
                 backend,
                 prompt,

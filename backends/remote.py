@@ -1,0 +1,566 @@
+"""``RemoteBackend``: the Backend protocol over ``huggingface_hub.InferenceClient``.
+
+Three kinds of target:
+
+* a Hub model id served by an Inference Provider (``provider="auto"``, ``"hf-inference"``, …);
+* an endpoint URL (TGI, an Inference Endpoint): ``text_generation`` POSTs to the URL itself,
+  ``chat_completion`` to ``<url>/v1/chat/completions``;
+* an OpenAI-compatible base URL ending in ``/v1`` (chat only), ``model`` going in the payload.
+
+What huggingface_hub 2.4 does that shapes this module:
+
+* Given no token, InferenceClient sends the token saved on this machine (or ``HF_TOKEN``) to
+  any URL, and it refuses ``token=False`` (``TypeError``). For a URL typed without a token we
+  override the header with ``authorization: None``, which it drops before sending.
+* A streamed response stays open in the client's ``ExitStack`` until the client is closed,
+  so every call gets its own short-lived client (they share huggingface_hub's HTTP session);
+  closing our generator closes that client, and with it the HTTP stream.
+* A 503 "model is loading" is neither retried nor avoided (no ``x-wait-for-model``):
+  ``_with_load_retry`` retries it for up to ``load_wait`` seconds and reports progress.
+* ``health_check``/``get_endpoint_info`` use the saved token and no timeout, so we send the
+  same GETs (``<url>/health``, ``<url>/info``) through huggingface_hub's session ourselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx2
+from huggingface_hub import InferenceClient
+from huggingface_hub import errors as hf
+from huggingface_hub.inference._providers import PROVIDERS as _PROVIDER_REGISTRY
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+from pydantic import SecretStr
+
+from backends import BackendStatus, register_backend
+from backends.errors import (
+    AuthenticationError,
+    BackendError,
+    GenerationError,
+    IncompleteGenerationError,
+    InputValidationError,
+    ModelNotFoundError,
+    OverloadedError,
+    UnavailableError,
+)
+from backends.params import (
+    ChatCompletionParameters,
+    ChatMessage,
+    TextGenerationParameters,
+    validate,
+)
+
+log = logging.getLogger(__name__)
+ParamsT = TypeVar("ParamsT", ChatCompletionParameters, TextGenerationParameters)
+
+#: "auto" plus every provider InferenceClient knows, from huggingface_hub's own registry.
+PROVIDERS: list[str] = ["auto", *sorted(_PROVIDER_REGISTRY)]
+MAX_LOAD_POLL_S = 10.0  # re-ask at least this often while a model loads
+
+
+def providers_for(task: str) -> list[str]:
+    """Providers that serve ``task`` ("conversational", "text-generation"), "auto" first."""
+    return ["auto", *sorted(p for p, tasks in _PROVIDER_REGISTRY.items() if task in tasks)]
+
+
+# -- error mapping (TGI's parse_error: error_type first, then the HTTP status) -----------------
+
+_HF_ERROR_TYPES = {
+    hf.ValidationError: "validation",
+    hf.GenerationError: "generation",
+    hf.IncompleteGenerationError: "incomplete_generation",
+    hf.OverloadedError: "overloaded",
+}
+_BY_ERROR_TYPE: dict[str, tuple[type[BackendError], str]] = {
+    "validation": (InputValidationError, "Change the input or the parameters and retry."),
+    "generation": (GenerationError, "The model failed while generating: retry or change it."),
+    "incomplete_generation": (IncompleteGenerationError, "The answer was cut short: retry."),
+    "overloaded": (OverloadedError, "It is rate limited or overloaded: retry in a moment."),
+}
+_CHECK_TOKEN = "Check your token: it must be valid and allowed to use this model or endpoint."
+_BY_STATUS: dict[int, tuple[type[BackendError], str, str]] = {
+    400: (InputValidationError, "refused the request", "Change the input or the parameters."),
+    401: (AuthenticationError, "refused the token", _CHECK_TOKEN),
+    403: (AuthenticationError, "refused access", _CHECK_TOKEN),
+    404: (ModelNotFoundError, "was not found", "Check the model id / URL (and your token)."),
+    413: (InputValidationError, "refused the request as too large", "Shorten the input."),
+    422: (InputValidationError, "refused the request", "Change the input or the parameters."),
+    424: (GenerationError, "failed while generating", "Retry, or change the parameters."),
+    429: (OverloadedError, "is rate limited or overloaded", "Retry in a moment."),
+    503: (UnavailableError, "is unavailable", "Retry later, or check the endpoint's status."),
+}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_body(response: httpx2.Response | None) -> dict[str, Any]:
+    try:
+        data = response.json() if response is not None else {}
+    except Exception:  # not JSON, or a stream nobody read
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _reason(exc: BaseException, response: httpx2.Response | None, body: dict[str, Any]) -> str:
+    """The server's own words: TGI ``error``, OpenAI ``error.message``, or the body text."""
+    if response is None:
+        return _short(str(exc) or type(exc).__name__)
+    error = body.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    message = error or body.get("message") or body.get("detail")
+    if message:
+        return _short(message)
+    try:
+        text = response.text
+    except Exception:
+        text = ""
+    return _short(text) if text.strip() else response.reason_phrase or "no details"
+
+
+def _is_loading(body: dict[str, Any], reason: str) -> bool:
+    return "estimated_time" in body or "loading" in reason.lower()
+
+
+def to_backend_error(
+    exc: BaseException, *, target: str, timeout: float | None = None
+) -> BackendError:
+    """Map what InferenceClient or the HTTP layer raised to the project's ``BackendError``.
+
+    Args:
+        exc: The exception raised by huggingface_hub, httpx2 or ``json``.
+        target: What the user pointed at (URL or model id), named in the message.
+        timeout: The client timeout in seconds, named when a call timed out.
+
+    Returns:
+        A ``BackendError`` subclass with the server's reason and a hint on what to do.
+    """
+    if isinstance(exc, BackendError):
+        return exc
+    response = exc.response if isinstance(exc, hf.HfHubHTTPError) else None
+    body = _json_body(response)
+    reason = _reason(exc, response, body)
+    error_type = next((t for c, t in _HF_ERROR_TYPES.items() if isinstance(exc, c)), None)
+    error_type = error_type or body.get("error_type")
+    if error_type in _BY_ERROR_TYPE:
+        cls, hint = _BY_ERROR_TYPE[error_type]
+        return cls(f"{target}: {reason}", hint=hint)
+    if response is not None:
+        status = response.status_code
+        if status == 503 and _is_loading(body, reason):
+            return UnavailableError(
+                f"The model is loading on {target}: {reason}",
+                hint="Retry in a minute: loading a model can take a few minutes.",
+            )
+        default = (UnavailableError, "failed", "Retry later.") if status >= 500 else None
+        cls, what, hint = _BY_STATUS.get(status) or default or (BackendError, "refused", "")
+        return cls(f"{target} {what} (HTTP {status}): {reason}", hint=hint or None)
+    if isinstance(exc, hf.TextGenerationError):  # UnknownError: TGI named no known error_type
+        return GenerationError(f"{target}: {reason}", hint="Retry, or change the parameters.")
+    if isinstance(exc, hf.OfflineModeIsEnabled):
+        return UnavailableError(
+            f"HF_HUB_OFFLINE=1 blocks every request, even to {target}.",
+            hint="Unset HF_HUB_OFFLINE to use a remote backend.",
+        )
+    if isinstance(exc, TimeoutError | httpx2.TimeoutException):
+        within = f" within {timeout:g} s" if timeout else ""
+        return UnavailableError(
+            f"{target} did not answer{within}.",
+            hint="It may be overloaded or starting up: retry, or raise the timeout.",
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return GenerationError(
+            f"{target} sent a malformed event: {_short(exc.doc, 80)!r}",
+            hint="Is this a TGI or OpenAI-compatible server? Check the URL.",
+        )
+    if isinstance(exc, httpx2.TransportError | ConnectionError):
+        return UnavailableError(
+            f"Cannot connect to {target}: {reason}",
+            hint="Check the URL and that the server is running.",
+        )
+    if isinstance(exc, ValueError):  # InferenceClient's request building (provider, api key)
+        if "api_key" in str(exc):
+            return AuthenticationError(f"{target}: {reason}", hint="Enter a token.")
+        return InputValidationError(f"{target}: {reason}")
+    return BackendError(f"Unexpected error from {target}: {type(exc).__name__}: {reason}")
+
+
+def _loading_delay(exc: BaseException, attempt: int) -> float | None:
+    """Seconds to wait before retrying a 503 "model is loading", or None for other errors."""
+    if not isinstance(exc, hf.HfHubHTTPError) or exc.response.status_code != 503:
+        return None
+    body = _json_body(exc.response)
+    if not _is_loading(body, _reason(exc, exc.response, body)):
+        return None
+    estimate = body.get("estimated_time") or exc.response.headers.get("retry-after")
+    try:
+        delay = float(estimate)
+    except (TypeError, ValueError):
+        delay = 2.0**attempt
+    return min(max(delay, 0.1), MAX_LOAD_POLL_S)
+
+
+def _params(model: type[ParamsT], values: dict[str, Any]) -> ParamsT:
+    """``validate`` the keyword arguments (a method's ``locals()``) that ``model`` declares."""
+    return validate(
+        model, {k: v for k, v in values.items() if k in model.model_fields and v is not None}
+    )
+
+
+@register_backend("remote")
+class RemoteBackend:
+    """A Hub model on an Inference Provider, a TGI / Inference Endpoint URL, or an
+    OpenAI-compatible ``/v1`` base URL, through ``InferenceClient``.
+
+    Args:
+        model: A Hub model id; or, with an OpenAI-compatible ``base_url``, the payload's
+            model name. A URL here is taken as ``base_url``.
+        base_url: An endpoint URL (TGI, Inference Endpoint) or a base URL ending in ``/v1``.
+        provider: For a model id: one of ``PROVIDERS`` (default "auto"). Ignored for URLs.
+        token: The session's token. Without one, nothing is sent to a URL target; a model id
+            uses the token saved on this server, as InferenceClient does.
+        timeout: Seconds to wait for the server (connect, and between streamed bytes).
+        load_wait: Seconds to keep retrying while the server says the model is loading.
+        on_progress: Called with a message on each model-loading retry.
+
+    Raises:
+        InputValidationError: No target, a malformed URL, or an unknown provider.
+    """
+
+    name = "remote"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        base_url: str | None = None,
+        provider: str | None = None,
+        token: str | None = None,
+        timeout: float | None = 60.0,
+        load_wait: float = 120.0,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if base_url is None and model and model.startswith(("http://", "https://")):
+            base_url, model = model, None
+        if base_url is not None:
+            if not base_url.startswith(("http://", "https://")):
+                raise InputValidationError(
+                    f"`base_url` must start with http:// or https:// (got {base_url!r})",
+                    field="base_url",
+                )
+            base_url = base_url.rstrip("/")
+            provider = "hf-inference"  # InferenceClient routes every URL through it
+        elif not model:
+            raise InputValidationError(
+                "Give a Hub model id or an endpoint URL.",
+                field="model",
+                hint="e.g. HuggingFaceTB/SmolLM3-3B, or http://localhost:8080 for a TGI server.",
+            )
+        elif (provider := provider or "auto") not in PROVIDERS:
+            raise InputValidationError(
+                f"Unknown provider {provider!r}.",
+                field="provider",
+                hint=f"Pick one of {PROVIDERS}.",
+            )
+        self.model = model
+        self.base_url = base_url
+        self.provider = provider
+        self.timeout = timeout
+        self.load_wait = load_wait
+        self.on_progress = on_progress
+        self.openai_compatible = base_url is not None and base_url.endswith("/v1")
+        self.target = base_url or f"{model} on {provider}"
+        self._token = SecretStr(token) if token else None
+        self._loading_note: str | None = None
+
+    def __repr__(self) -> str:
+        token = "<set>" if self._token else None
+        return f"RemoteBackend({self.target!r}, model={self.model!r}, token={token})"
+
+    # -- client ----------------------------------------------------------------------------
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        """What InferenceClient is built with. Holds the token: never log it."""
+        token = self._token.get_secret_value() if self._token else None
+        kwargs: dict[str, Any] = {"provider": self.provider, "token": token}
+        kwargs["timeout"] = self.timeout
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+            if token is None:  # huggingface_hub drops None headers: no saved token leaks
+                kwargs["headers"] = {"authorization": None}
+        else:
+            kwargs["model"] = self.model
+        return kwargs
+
+    def _client(self) -> InferenceClient:
+        return InferenceClient(**self._client_kwargs())
+
+    def _error(self, exc: BaseException) -> BackendError:
+        return to_backend_error(exc, target=self.target, timeout=self.timeout)
+
+    def _progress(self, message: str) -> None:
+        log.info(message)
+        self._loading_note = message
+        if self.on_progress is not None:
+            self.on_progress(message)
+
+    def _with_load_retry(self, call: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self.load_wait
+        try:
+            for attempt in itertools.count():
+                try:
+                    return call()
+                except hf.HfHubHTTPError as exc:
+                    delay = _loading_delay(exc, attempt)
+                    left = deadline - time.monotonic()
+                    if delay is None or left <= 0:
+                        raise
+                    delay = min(delay, left)
+                self._progress(
+                    f"{self.target}: the model is loading; retry {attempt + 1} in {delay:.1f} s…"
+                )
+                time.sleep(delay)
+        finally:
+            self._loading_note = None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One non-streamed InferenceClient call, its errors mapped."""
+        with self._client() as client:
+            try:
+                return self._with_load_retry(lambda: getattr(client, method)(*args, **kwargs))
+            except Exception as exc:
+                raise self._error(exc) from exc
+
+    def _stream(
+        self,
+        method: str,
+        kwargs: dict[str, Any],
+        finished: Callable[[Any], bool],
+        convert: Callable[[Any], Any] = lambda item: item,
+    ) -> Iterator[Any]:
+        """Open the stream on the first ``next()``; ``close()`` closes the HTTP response.
+
+        A failure after the first chunk raises once the chunks before it are yielded."""
+        client, opened, received, done = self._client(), False, 0, False
+        try:
+            items = self._with_load_retry(lambda: getattr(client, method)(**kwargs))
+            opened = True
+            for item in items:
+                done = done or finished(item)
+                received += 1
+                yield convert(item)
+            if not done:
+                raise IncompleteGenerationError(
+                    f"The stream from {self.target} ended before the generation finished "
+                    f"({received} chunks).",
+                    hint="The text so far is kept; retry for the rest.",
+                )
+        except BackendError:
+            raise
+        except Exception as exc:
+            if opened and isinstance(exc, httpx2.TransportError):
+                cause = (
+                    f"no data for {self.timeout:g} s"
+                    if isinstance(exc, httpx2.TimeoutException)
+                    else _short(str(exc)) or type(exc).__name__
+                )
+                raise IncompleteGenerationError(
+                    f"The stream from {self.target} broke off after {received} chunks: {cause}",
+                    hint="The text so far is kept; retry for the rest.",
+                ) from exc
+            raise self._error(exc) from exc
+        finally:
+            client.close()
+
+    # -- informational ---------------------------------------------------------------------
+
+    def status(self) -> BackendStatus:
+        """What the UI shows: "ready" and the target (no network call), or "loading" while
+        the server is loading the model.
+
+        Returns:
+            A ``BackendStatus``.
+        """
+        if self._loading_note:
+            return BackendStatus("loading", self._loading_note)
+        token = "your token" if self._token else "no token"
+        if self.base_url is None:
+            auth = "your token" if self._token else "this server's saved token, if any"
+            return BackendStatus(
+                "ready", f"{self.model} via Inference Providers ({self.provider}), with {auth}"
+            )
+        kind = "OpenAI-compatible API" if self.openai_compatible else "Endpoint"
+        model = f", model {self.model}" if self.model else ""
+        return BackendStatus("ready", f"{kind} {self.base_url}{model}, with {token}")
+
+    def _get(self, route: str) -> httpx2.Response:
+        root = self.base_url.removesuffix("/v1")  # TGI serves /health and /info at its root
+        token = self._token.get_secret_value() if self._token else False
+        return get_session().get(
+            f"{root}/{route}", headers=build_hf_headers(token=token), timeout=self.timeout
+        )
+
+    def health_check(self) -> bool:
+        """Whether the endpoint answers ``GET /health`` with 200.
+
+        Returns:
+            For a URL: the health route's answer (False when unreachable). For a model id on
+            a provider: True (providers have no health route; a call is the only test).
+        """
+        if self.base_url is None:
+            return True
+        try:
+            return self._get("health").status_code == 200
+        except (httpx2.HTTPError, OSError) as exc:
+            log.info("health check of %s failed: %s", self.target, exc)
+            return False
+
+    def get_endpoint_info(self) -> dict[str, Any]:
+        """TGI's (or TEI's) ``/info``.
+
+        Returns:
+            The endpoint's ``/info`` JSON (model id, dtype, token limits, version, …).
+
+        Raises:
+            UnavailableError: A provider target, or a server that does not serve ``/info``.
+            BackendError: Any other failure, mapped by ``to_backend_error``.
+        """
+        hint = "Only TGI and TEI endpoints describe themselves (GET /info)."
+        if self.base_url is None:
+            raise UnavailableError(f"{self.target}: endpoint info is not available.", hint=hint)
+        try:
+            response = self._get("info")
+            hf_raise_for_status(response)
+            return response.json()
+        except hf.HfHubHTTPError as exc:
+            if exc.response.status_code in (404, 405):
+                raise UnavailableError(f"{self.target} does not serve /info.", hint=hint) from exc
+            raise self._error(exc) from exc
+        except json.JSONDecodeError as exc:
+            raise UnavailableError(f"{self.target}/info is not JSON.", hint=hint) from exc
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    # -- generation ------------------------------------------------------------------------
+
+    def _check_task(self, task: str) -> None:
+        if self.base_url is None and self.provider != "auto":
+            if task not in _PROVIDER_REGISTRY[self.provider]:
+                raise InputValidationError(
+                    f"Provider {self.provider!r} does not serve {task}.",
+                    field="provider",
+                    hint=f"Pick one of {providers_for(task)}.",
+                )
+
+    def chat_completion(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        stream: bool = False,
+    ):
+        """Like ``InferenceClient.chat_completion``.
+
+        Args:
+            messages: ``{"role", "content"}`` dicts (system / user / assistant).
+            max_tokens, temperature, top_p, seed, stop: As OpenAI / TGI; checked by
+                ``ChatCompletionParameters`` before any network call.
+            stream: Return an iterator of chunks instead of one output.
+
+        Returns:
+            A ``ChatCompletionOutput``, or an iterator of ``ChatCompletionStreamOutput``
+            (opened on the first ``next()``; ``close()`` closes the HTTP stream).
+
+        Raises:
+            InputValidationError: Bad parameters or messages (before any network call).
+            BackendError: A subclass per failure (see ``to_backend_error``); a stream that
+                breaks raises ``IncompleteGenerationError`` after the chunks it delivered.
+        """
+        params = _params(ChatCompletionParameters, locals())
+        if not messages:
+            raise InputValidationError("`messages` cannot be empty", field="messages")
+        checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
+        self._check_task("conversational")
+        kwargs = {
+            "messages": checked,
+            "model": self.model if self.base_url else None,  # a URL target's payload model
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": None if params.top_p == 1 else params.top_p,  # 1 = no nucleus filtering
+            "seed": params.seed,
+            "stop": params.stop,
+        }
+        if not stream:
+            return self._call("chat_completion", **kwargs)
+        finished = lambda chunk: bool(chunk.choices) and chunk.choices[0].finish_reason is not None  # noqa: E731
+        return self._stream("chat_completion", {**kwargs, "stream": True}, finished)
+
+    def text_generation(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int | None = None,
+        do_sample: bool = False,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        return_full_text: bool = False,
+        details: bool = False,
+        stream: bool = False,
+    ):
+        """Like ``InferenceClient.text_generation`` (TGI's ``POST /``).
+
+        Args:
+            prompt: The text to continue.
+            max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty, seed,
+                stop, return_full_text: TGI's parameters, checked by
+                ``TextGenerationParameters`` before any network call.
+            details: Return ``TextGenerationOutput`` / ``TextGenerationStreamOutput``.
+            stream: Return an iterator (opened on the first ``next()``).
+
+        Returns:
+            A string, a ``TextGenerationOutput`` (``details=True``), or an iterator of
+            strings / ``TextGenerationStreamOutput``.
+
+        Raises:
+            InputValidationError: Bad parameters, an empty prompt, or an OpenAI-compatible
+                ``/v1`` target (it has no TGI text-generation route).
+            BackendError: A subclass per failure (see ``to_backend_error``); a stream that
+                breaks raises ``IncompleteGenerationError`` after the chunks it delivered.
+        """
+        params = _params(TextGenerationParameters, locals())
+        if not prompt:
+            raise InputValidationError("`inputs` cannot be empty", field="inputs")
+        if self.openai_compatible:
+            raise InputValidationError(
+                f"{self.target} is an OpenAI-compatible base URL: it has no text-generation route.",
+                field="base_url",
+                hint="Use chat, or give a TGI server's root URL (without /v1).",
+            )
+        self._check_task("text-generation")
+        # `model` names the target again: InferenceClient caches "unsupported parameters" per
+        # model, and None would share one cache entry between every URL.
+        kwargs = {**params.model_dump(), "prompt": prompt, "model": self.base_url or self.model}
+        if not stream:
+            return self._call("text_generation", **kwargs)
+        # Always ask for objects: the last event's `generated_text` says the stream finished.
+        text_only = (lambda out: out.token.text) if not details else (lambda out: out)
+        finished = lambda out: out.generated_text is not None  # noqa: E731
+        return self._stream(
+            "text_generation", {**kwargs, "details": True, "stream": True}, finished, text_only
+        )
