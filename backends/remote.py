@@ -1,24 +1,21 @@
 """``RemoteBackend``: the Backend protocol over ``huggingface_hub.InferenceClient``.
 
-Three kinds of target:
-
-* a Hub model id served by an Inference Provider (``provider="auto"``, ``"hf-inference"``, …);
-* an endpoint URL (TGI, an Inference Endpoint): ``text_generation`` POSTs to the URL itself,
-  ``chat_completion`` to ``<url>/v1/chat/completions``;
-* an OpenAI-compatible base URL ending in ``/v1`` (chat only), ``model`` going in the payload.
+Targets: a Hub model id on an Inference Provider; an endpoint URL (TGI, Inference Endpoint:
+``text_generation`` POSTs to the URL, chat to ``<url>/v1/chat/completions``); an
+OpenAI-compatible base URL ending in ``/v1`` (chat only, ``model`` goes in the payload).
 
 What huggingface_hub 2.4 does that shapes this module:
 
-* Given no token, InferenceClient sends the token saved on this machine (or ``HF_TOKEN``) to
-  any URL, and it refuses ``token=False`` (``TypeError``). For a URL typed without a token we
-  override the header with ``authorization: None``, which it drops before sending.
-* A streamed response stays open in the client's ``ExitStack`` until the client is closed,
-  so every call gets its own short-lived client (they share huggingface_hub's HTTP session);
-  closing our generator closes that client, and with it the HTTP stream.
+* Given no token it sends this machine's saved token (or ``HF_TOKEN``) to any URL, and it
+  refuses ``token=False``. A URL typed without a token gets ``authorization: None``, a header
+  override it drops before sending.
+* A streamed response stays open in the client's ``ExitStack`` until the client closes, so
+  each call gets its own client (they share one HTTP session) and closing our generator
+  closes it, and the HTTP stream with it.
 * A 503 "model is loading" is neither retried nor avoided (no ``x-wait-for-model``):
-  ``_with_load_retry`` retries it for up to ``load_wait`` seconds and reports progress.
-* ``health_check``/``get_endpoint_info`` use the saved token and no timeout, so we send the
-  same GETs (``<url>/health``, ``<url>/info``) through huggingface_hub's session ourselves.
+  ``_with_load_retry`` retries it for up to ``load_wait`` seconds, reporting progress.
+* ``health_check``/``get_endpoint_info`` send the saved token and have no timeout, so we
+  send their GETs (``/health``, ``/info``) through huggingface_hub's session ourselves.
 """
 
 from __future__ import annotations
@@ -133,15 +130,11 @@ def _is_loading(body: dict[str, Any], reason: str) -> bool:
 def to_backend_error(
     exc: BaseException, *, target: str, timeout: float | None = None
 ) -> BackendError:
-    """Map what InferenceClient or the HTTP layer raised to the project's ``BackendError``.
+    """Map what huggingface_hub, httpx2 or ``json`` raised to a ``BackendError`` subclass
+    whose message names ``target`` and the server's reason, and whose hint says what to do.
 
     Args:
-        exc: The exception raised by huggingface_hub, httpx2 or ``json``.
-        target: What the user pointed at (URL or model id), named in the message.
-        timeout: The client timeout in seconds, named when a call timed out.
-
-    Returns:
-        A ``BackendError`` subclass with the server's reason and a hint on what to do.
+        exc: The exception. target: The URL or model id. timeout: Named when it timed out.
     """
     if isinstance(exc, BackendError):
         return exc
@@ -206,6 +199,14 @@ def _loading_delay(exc: BaseException, attempt: int) -> float | None:
     except (TypeError, ValueError):
         delay = 2.0**attempt
     return min(max(delay, 0.1), MAX_LOAD_POLL_S)
+
+
+def _chat_finished(chunk: Any) -> bool:
+    return bool(chunk.choices) and chunk.choices[0].finish_reason is not None
+
+
+def _text_finished(event: Any) -> bool:
+    return event.generated_text is not None  # TGI sets it on the last event only
 
 
 def _params(model: type[ParamsT], values: dict[str, Any]) -> ParamsT:
@@ -290,8 +291,11 @@ class RemoteBackend:
     def _client_kwargs(self) -> dict[str, Any]:
         """What InferenceClient is built with. Holds the token: never log it."""
         token = self._token.get_secret_value() if self._token else None
-        kwargs: dict[str, Any] = {"provider": self.provider, "token": token}
-        kwargs["timeout"] = self.timeout
+        kwargs: dict[str, Any] = {
+            "provider": self.provider,
+            "token": token,
+            "timeout": self.timeout,
+        }
         if self.base_url is not None:
             kwargs["base_url"] = self.base_url
             if token is None:  # huggingface_hub drops None headers: no saved token leaks
@@ -383,23 +387,17 @@ class RemoteBackend:
     # -- informational ---------------------------------------------------------------------
 
     def status(self) -> BackendStatus:
-        """What the UI shows: "ready" and the target (no network call), or "loading" while
-        the server is loading the model.
-
-        Returns:
-            A ``BackendStatus``.
-        """
+        """Returns: ``BackendStatus`` "ready" with the target described (no network call),
+        or "loading" while the server says the model is loading."""
         if self._loading_note:
             return BackendStatus("loading", self._loading_note)
-        token = "your token" if self._token else "no token"
         if self.base_url is None:
             auth = "your token" if self._token else "this server's saved token, if any"
-            return BackendStatus(
-                "ready", f"{self.model} via Inference Providers ({self.provider}), with {auth}"
-            )
+            return BackendStatus("ready", f"{self.model} via {self.provider}, with {auth}")
         kind = "OpenAI-compatible API" if self.openai_compatible else "Endpoint"
         model = f", model {self.model}" if self.model else ""
-        return BackendStatus("ready", f"{kind} {self.base_url}{model}, with {token}")
+        auth = "your token" if self._token else "no token"
+        return BackendStatus("ready", f"{kind} {self.base_url}{model}, with {auth}")
 
     def _get(self, route: str) -> httpx2.Response:
         root = self.base_url.removesuffix("/v1")  # TGI serves /health and /info at its root
@@ -409,12 +407,8 @@ class RemoteBackend:
         )
 
     def health_check(self) -> bool:
-        """Whether the endpoint answers ``GET /health`` with 200.
-
-        Returns:
-            For a URL: the health route's answer (False when unreachable). For a model id on
-            a provider: True (providers have no health route; a call is the only test).
-        """
+        """Returns: for a URL, whether ``GET /health`` answers 200 (False if unreachable);
+        for a model id, True (providers have no health route: a call is the only test)."""
         if self.base_url is None:
             return True
         try:
@@ -424,10 +418,7 @@ class RemoteBackend:
             return False
 
     def get_endpoint_info(self) -> dict[str, Any]:
-        """TGI's (or TEI's) ``/info``.
-
-        Returns:
-            The endpoint's ``/info`` JSON (model id, dtype, token limits, version, …).
+        """Returns: the endpoint's TGI/TEI ``/info`` JSON (model id, dtype, limits, …).
 
         Raises:
             UnavailableError: A provider target, or a server that does not serve ``/info``.
@@ -475,18 +466,17 @@ class RemoteBackend:
 
         Args:
             messages: ``{"role", "content"}`` dicts (system / user / assistant).
-            max_tokens, temperature, top_p, seed, stop: As OpenAI / TGI; checked by
-                ``ChatCompletionParameters`` before any network call.
-            stream: Return an iterator of chunks instead of one output.
+            max_tokens, temperature, top_p, seed, stop: OpenAI's; ``ChatCompletionParameters``
+                checks them before any network call. stream: Return an iterator of chunks.
 
         Returns:
             A ``ChatCompletionOutput``, or an iterator of ``ChatCompletionStreamOutput``
-            (opened on the first ``next()``; ``close()`` closes the HTTP stream).
+            (it connects on the first ``next()``; ``close()`` closes the HTTP stream).
 
         Raises:
-            InputValidationError: Bad parameters or messages (before any network call).
-            BackendError: A subclass per failure (see ``to_backend_error``); a stream that
-                breaks raises ``IncompleteGenerationError`` after the chunks it delivered.
+            InputValidationError: Bad parameters or messages, before any network call.
+            BackendError: A subclass per failure (``to_backend_error``); a broken stream
+                raises ``IncompleteGenerationError`` after the chunks it delivered.
         """
         params = _params(ChatCompletionParameters, locals())
         if not messages:
@@ -504,8 +494,7 @@ class RemoteBackend:
         }
         if not stream:
             return self._call("chat_completion", **kwargs)
-        finished = lambda chunk: bool(chunk.choices) and chunk.choices[0].finish_reason is not None  # noqa: E731
-        return self._stream("chat_completion", {**kwargs, "stream": True}, finished)
+        return self._stream("chat_completion", {**kwargs, "stream": True}, _chat_finished)
 
     def text_generation(
         self,
@@ -526,22 +515,17 @@ class RemoteBackend:
         """Like ``InferenceClient.text_generation`` (TGI's ``POST /``).
 
         Args:
-            prompt: The text to continue.
-            max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty, seed,
-                stop, return_full_text: TGI's parameters, checked by
-                ``TextGenerationParameters`` before any network call.
-            details: Return ``TextGenerationOutput`` / ``TextGenerationStreamOutput``.
-            stream: Return an iterator (opened on the first ``next()``).
+            prompt: The text to continue. max_new_tokens … details: TGI's parameters,
+                checked by ``TextGenerationParameters`` before any network call.
+            stream: Return an iterator (it connects on the first ``next()``).
 
         Returns:
             A string, a ``TextGenerationOutput`` (``details=True``), or an iterator of
             strings / ``TextGenerationStreamOutput``.
 
         Raises:
-            InputValidationError: Bad parameters, an empty prompt, or an OpenAI-compatible
-                ``/v1`` target (it has no TGI text-generation route).
-            BackendError: A subclass per failure (see ``to_backend_error``); a stream that
-                breaks raises ``IncompleteGenerationError`` after the chunks it delivered.
+            InputValidationError: Bad parameters, an empty prompt, or a ``/v1`` target.
+            BackendError: As for ``chat_completion``.
         """
         params = _params(TextGenerationParameters, locals())
         if not prompt:
@@ -559,8 +543,6 @@ class RemoteBackend:
         if not stream:
             return self._call("text_generation", **kwargs)
         # Always ask for objects: the last event's `generated_text` says the stream finished.
-        text_only = (lambda out: out.token.text) if not details else (lambda out: out)
-        finished = lambda out: out.generated_text is not None  # noqa: E731
-        return self._stream(
-            "text_generation", {**kwargs, "details": True, "stream": True}, finished, text_only
-        )
+        convert = (lambda out: out) if details else (lambda out: out.token.text)
+        kwargs |= {"details": True, "stream": True}
+        return self._stream("text_generation", kwargs, _text_finished, convert)
