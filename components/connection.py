@@ -71,6 +71,13 @@ def check(connection: Connection, local: Backend) -> str:
     the reason the check failed."""
     try:
         backend = backend_for(connection, local)
+        if connection.mode == REMOTE and not connection.is_url:
+            # Providers publish no /health or /info: say where requests go and what is needed.
+            token = "with your token" if connection.token else "— needs a token (hf_…)"
+            return (
+                f"🟢 **{connection.describe()}** — requests go through the Hugging Face "
+                f"router {token}. Model details are only available for endpoint URLs."
+            )
         healthy = backend.health_check()
         info = backend.get_endpoint_info()
     except BackendError as exc:

@@ -105,3 +105,8 @@ def test_origin_of_honours_proxy_headers():
         }
     )
     assert origin_of(proxied) == "https://me-app.hf.space"
+
+
+def test_check_on_a_hub_model_says_where_requests_go_and_that_a_token_is_needed():
+    text = check(Connection(REMOTE, endpoint="org/model", provider="together"), LOCAL_SENTINEL)
+    assert "org/model via together" in text and "needs a token" in text
