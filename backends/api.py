@@ -251,12 +251,13 @@ def create_api(
         finally:
             release()
 
-    def guarded(handler):
-        """Errors → TGI JSON; API key and concurrency checks before the handler."""
+    def guarded(handler, *, public: bool = False):
+        """Errors → TGI JSON; the API key is checked first (``public``: no key needed)."""
 
         async def endpoint(request: Request) -> Response:
             try:
-                check_key(request)
+                if not public:
+                    check_key(request)
                 return await handler(request)
             except BackendError as exc:
                 return error_response(exc)
@@ -344,7 +345,6 @@ def create_api(
         """TGI ``/info``."""
         return JSONResponse(await run_in_threadpool(backend.get_endpoint_info))
 
-    @guarded
     async def health(request: Request) -> Response:
         """200 once the model is loaded and serving; 503 while loading or after a failure."""
         if backend.health_check():
@@ -368,7 +368,8 @@ def create_api(
     router.add_api_route("/chat/completions", chat_completions, methods=["POST"])
     router.add_api_route("/v1/models", models, methods=["GET"])
     router.add_api_route("/info", info, methods=["GET"])
-    router.add_api_route("/health", health, methods=["GET"])
+    # Health probes (load balancers, Spaces) carry no key: /health reveals only readiness.
+    router.add_api_route("/health", guarded(health, public=True), methods=["GET"])
     router.add_api_route("/tokenize", tokenize, methods=["POST"])
     return router
 

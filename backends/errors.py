@@ -20,7 +20,10 @@ class BackendError(Exception):
 
     def user_message(self) -> str:
         """The message plus the hint, as one line for a toast or an API error."""
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        end = "" if self.message.endswith((".", "!", "?", ":")) else "."
+        return f"{self.message}{end} {self.hint}"
 
     def to_json(self) -> dict[str, str]:
         """TGI's error body."""

@@ -8,6 +8,7 @@ never request these fixtures, so they do not start anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -109,31 +110,44 @@ def artifacts_dir() -> Path:
     return ARTIFACTS_DIR
 
 
-@pytest.fixture(scope="session")
-def app_server(artifacts_dir: Path) -> Iterator[AppServer]:
-    """The real app (``python app.py``) on a free port, with its model loaded."""
+# Settings a developer's shell may export that would change what the tests expect (the
+# bundled model's 8192 tokens of context, no API key, the default request limit).
+_SHELL_SETTINGS = (
+    "PLAYGROUND_MODEL",
+    "PLAYGROUND_HOST",
+    "PLAYGROUND_PORT",
+    "PLAYGROUND_DEVICE",
+    "PLAYGROUND_API_KEY",
+    "PLAYGROUND_MAX_CONCURRENT_REQUESTS",
+)
+
+
+@contextlib.contextmanager
+def start_app(
+    log_path: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[AppServer]:
+    """Run ``python app.py`` on a free port until the block ends, once its model is loaded."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    log_path = artifacts_dir / "app-server.log"
-    # INFO level: the cancellation test reads the engine's log lines.
-    env = dict(
+    # INFO level: the cancellation tests read the engine's log lines.
+    full_env = dict(
         os.environ,
         GRADIO_ANALYTICS_ENABLED="False",
         PYTHONUNBUFFERED="1",
         PLAYGROUND_LOG_LEVEL="INFO",
     )
-    # The assertions expect the bundled model (8192 tokens of context): a model chosen in
-    # the developer's shell must not swap it. Host/port come from the command line.
-    for name in ("PLAYGROUND_MODEL", "PLAYGROUND_HOST", "PLAYGROUND_PORT"):
-        env.pop(name, None)
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    for name in _SHELL_SETTINGS:
+        full_env.pop(name, None)
+    full_env.update(env or {})
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + STARTUP_DEADLINE_S
         _wait_for_http(url, process, log_path, deadline)
+        # Through the Gradio API, which an API key does not guard.
         _wait_for_model(url, process, log_path, deadline)
         yield AppServer(url=url, log_path=log_path, process=process)
     finally:
@@ -143,6 +157,13 @@ def app_server(artifacts_dir: Path) -> Iterator[AppServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_server(artifacts_dir: Path) -> Iterator[AppServer]:
+    """The real app (``python app.py``) on a free port, with its model loaded."""
+    with start_app(artifacts_dir / "app-server.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

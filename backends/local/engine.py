@@ -214,7 +214,13 @@ class Engine:
                 event.seed = sampler.seed if sampler.sampling else None
                 request.events.put(event)
                 elapsed = time.perf_counter() - started
-                log.debug("%d tokens in %.2fs (%s)", index, elapsed, finish)
+                log.info(
+                    "request done: %d prompt + %d new tokens in %.2f s (%s)",
+                    input_length,
+                    index,
+                    elapsed,
+                    finish,
+                )
                 return
             request.events.put(event)
             step_input = torch.tensor([[token_id]], device=loaded.device)

@@ -89,7 +89,7 @@ def test_stats_line_reports_counts_ttft_and_rate():
 def test_backend_errors_become_titled_gradio_errors():
     error = to_gradio_error(InputValidationError("`top_p` must be < 1.0", hint="Lower it."))
     assert isinstance(error, gr.Error)
-    assert error.title == "Invalid input" and "`top_p` must be < 1.0 Lower it." in error.message
+    assert error.title == "Invalid input" and "`top_p` must be < 1.0. Lower it." in error.message
     assert "retry" in to_gradio_error(OverloadedError("busy")).title.lower()
 
 

@@ -59,3 +59,8 @@ def test_errors_can_be_raised_and_caught_as_backend_errors():
     with pytest.raises(BackendError) as info:
         raise GenerationError("Generation failed: boom")
     assert info.value.message == "Generation failed: boom"
+
+
+def test_a_hint_after_a_message_without_a_full_stop_gets_one():
+    error = OverloadedError("Model is overloaded", hint="Retry in a moment.")
+    assert error.user_message() == "Model is overloaded. Retry in a moment."
