@@ -33,8 +33,8 @@ def build_ui(
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## 🧪 {TITLE}")
         render_status(backend)
-        with gr.Tab("Chat", id="chat"):
+        with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
             chat.render(backend, **options)
-        with gr.Tab("Text generation", id="text-generation"):
+        with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
             text_generation.render(backend, **options)
     return demo

@@ -170,3 +170,19 @@ def app_server(artifacts_dir: Path) -> Iterator[AppServer]:
 def app_url(app_server: AppServer) -> str:
     """Base URL of the running app, e.g. ``http://127.0.0.1:41234/``."""
     return app_server.url
+
+
+GUARDED_API_KEY = "secret-test-key"
+
+
+@pytest.fixture(scope="session")
+def guarded_app(artifacts_dir: Path) -> Iterator[AppServer]:
+    """A second real app: one API request at a time, behind ``GUARDED_API_KEY`` (set through
+    the variable, as app.py recommends over the flag). Serves the backpressure and API-key
+    tests, and is the remote endpoint of the remote-mode tests."""
+    with start_app(
+        artifacts_dir / "app-server-guarded.log",
+        ("--max-concurrent-requests", "1"),
+        {"PLAYGROUND_API_KEY": GUARDED_API_KEY},
+    ) as server:
+        yield server

@@ -34,7 +34,7 @@ from text_generation import AsyncClient, Client
 from text_generation.errors import ValidationError as TgValidationError
 from text_generation.types import FinishReason
 
-from tests.server.conftest import GUARDED_API_KEY
+from tests.conftest import GUARDED_API_KEY
 
 pytestmark = [
     pytest.mark.server,

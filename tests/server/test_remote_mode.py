@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from tests.server.conftest import GUARDED_API_KEY
+from tests.conftest import GUARDED_API_KEY
 
 
 @pytest.fixture(scope="module")
