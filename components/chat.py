@@ -17,6 +17,7 @@ from components import connection as connection_panel
 from components import show_code
 from components.common import (
     GENERATION_CONCURRENCY_ID,
+    TICK,
     StreamStats,
     loading_notice,
     optional_seed,
@@ -24,7 +25,9 @@ from components.common import (
     show_error,
     show_problem,
     to_gradio_error,
+    waiting_line,
     wire_presets,
+    with_ticks,
 )
 from components.connection import api_connection, backend_for
 from presets import DEFAULT_PRESET, examples, presets
@@ -77,7 +80,10 @@ def run(backend: Backend, messages: list[dict[str, str]], **values) -> Iterator[
     stats = StreamStats()
     chunks = backend.chat_completion(messages, **chat_parameters(**values), stream=True)
     reply, usage, finish = "", None, None
-    for chunk in chunks:
+    for chunk in with_ticks(chunks):
+        if chunk is TICK:
+            yield reply, waiting_line(backend, stats.started)
+            continue
         if chunk.choices:
             delta = chunk.choices[0].delta.content or ""
             finish = chunk.choices[0].finish_reason or finish

@@ -3,8 +3,10 @@ adapter from ``BackendError`` to Gradio's error toast, and preset wiring."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -91,6 +93,66 @@ class StreamStats:
         if extra:
             parts.append(extra)
         return " · ".join(parts)
+
+
+TICK = object()  # yielded by ``with_ticks`` while the next item is slow to come
+_END = object()
+
+
+def with_ticks(items: Iterable, interval: float = 1.0) -> Iterator:
+    """Yield ``items``, and ``TICK`` every ``interval`` seconds while the next one is slow
+    to come (a model loading, a remote endpoint retrying), so the UI can say why it waits.
+
+    Items are pulled one at a time in a worker thread; when the consumer goes away the
+    worker closes ``items`` after its current item, so a cancelled stream still stops
+    within one token.
+    """
+    iterator = iter(items)
+    wanted: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    results: queue.SimpleQueue[tuple[object, BaseException | None]] = queue.SimpleQueue()
+
+    def pull() -> None:
+        try:
+            while wanted.get():
+                try:
+                    results.put((next(iterator), None))
+                except StopIteration:
+                    results.put((_END, None))
+                    return
+                except BaseException as exc:  # re-raised in the consumer
+                    results.put((None, exc))
+                    return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=pull, name="stream-pull", daemon=True).start()
+    try:
+        while True:
+            wanted.put(True)
+            while True:
+                try:
+                    item, error = results.get(timeout=interval)
+                    break
+                except queue.Empty:
+                    yield TICK
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        wanted.put(False)
+
+
+def waiting_line(backend: Backend, started: float) -> str:
+    """The stats line while waiting for a token: why, and for how long."""
+    status = backend.status()
+    waited = f"{time.perf_counter() - started:.0f} s"
+    if status.state == "loading":
+        return f"⏳ {status.message} (waited {waited})"
+    return f"⏳ waiting for the first token… ({waited})"
 
 
 def status_markdown(backend: Backend) -> str:

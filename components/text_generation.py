@@ -17,6 +17,7 @@ from components import connection as connection_panel
 from components import show_code
 from components.common import (
     GENERATION_CONCURRENCY_ID,
+    TICK,
     StreamStats,
     loading_notice,
     optional_seed,
@@ -24,7 +25,9 @@ from components.common import (
     show_error,
     show_problem,
     to_gradio_error,
+    waiting_line,
     wire_presets,
+    with_ticks,
 )
 from components.connection import api_connection, backend_for
 from presets import DEFAULT_PRESET, examples, presets
@@ -85,7 +88,10 @@ def run(backend: Backend, prompt: str, **values) -> Iterator[tuple[str, str, str
     return_full_text = params["return_full_text"]
     text = prompt if return_full_text else ""
     yield text, "", ""
-    for output in outputs:
+    for output in with_ticks(outputs):
+        if output is TICK:
+            yield text, "", waiting_line(backend, stats.started)
+            continue
         if not output.token.special:
             text += output.token.text
         stats.token()

@@ -14,13 +14,17 @@ Token budgets stay small (2-20 tokens): the model runs on CPU at ~15 tokens/s he
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import re
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
+from gradio_client import Client as GradioClient
+from gradio_client.exceptions import AppError
 from huggingface_hub import (
     ChatCompletionOutput,
     ChatCompletionStreamOutput,
@@ -105,10 +109,12 @@ def sse_payloads(response: httpx.Response) -> list[str]:
     return payloads
 
 
-def read_events(response: httpx.Response, count: int) -> list[dict]:
-    """The first ``count`` data events of an open stream, leaving the rest unread."""
+def read_events(lines: Iterator[str], count: int) -> list[dict]:
+    """The next ``count`` data events from ``lines`` (a stream's ``iter_lines()``), leaving
+    the rest unread. Keep ``lines`` referenced while the stream should stay open: a line
+    iterator that is dropped closes the connection (httpcore closes on GeneratorExit)."""
     events = []
-    for line in response.iter_lines():
+    for line in lines:
         if line.startswith("data:"):
             events.append(json.loads(line.removeprefix("data:")))
             if len(events) == count:
@@ -274,7 +280,10 @@ def test_text_generation_async_client_generates_and_streams_the_greedy_text(
         stream = [r async for r in client.generate_stream(PROMPT, max_new_tokens=N)]
         return response, stream
 
-    response, stream = asyncio.run(both())
+    # In its own thread: the browser tier's Playwright keeps an event loop running in the
+    # main thread for the whole session, and asyncio.run refuses to nest in it.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        response, stream = pool.submit(asyncio.run, both()).result()
 
     assert response.generated_text == greedy_text
     assert "".join(r.token.text for r in stream) == greedy_text
@@ -498,7 +507,7 @@ def test_closing_a_stream_cancels_its_generation(app_server, http: httpx.Client)
     body = {"inputs": COUNTING, "parameters": {"max_new_tokens": 500}}
     with http.stream("POST", "/generate_stream", json=body) as response:
         assert response.status_code == 200
-        events = read_events(response, 2)
+        events = read_events(response.iter_lines(), 2)
     assert [event["index"] for event in events] == [1, 2]
     assert events[-1]["details"] is None  # still running when the client left
 
@@ -524,7 +533,8 @@ def test_busy_server_answers_429_overloaded_until_the_stream_is_closed(
     with httpx.Client(base_url=guarded_api, headers=AUTH, timeout=HTTP_TIMEOUT_S) as http:
         with http.stream("POST", "/generate_stream", json=long) as stream:
             assert stream.status_code == 200
-            assert read_events(stream, 1)[0]["details"] is None  # the one slot is taken
+            lines = stream.iter_lines()  # referenced until the block ends: the stream stays open
+            assert read_events(lines, 1)[0]["details"] is None  # the one slot is taken
 
             assert_tgi_error(http.post("/generate", json=short), 429, "overloaded")
             assert_tgi_error(http.post("/generate_stream", json=short), 429, "overloaded")
@@ -532,6 +542,10 @@ def test_busy_server_answers_429_overloaded_until_the_stream_is_closed(
             assert_tgi_error(http.post("/v1/chat/completions", json=chat), 429, "overloaded")
             with pytest.raises(HfOverloadedError):
                 hf.text_generation("Hi", max_new_tokens=1)
+            # The UI shares the engine's bound: its Gradio API says "busy, retry".
+            ui = GradioClient(guarded_app.url, verbose=False)
+            with pytest.raises(AppError, match="busy"):
+                ui.predict("Hi", max_tokens=1, api_name="/chat")
 
         # Closing the stream cancels its generation, which frees the slot within a token.
         deadline = time.monotonic() + 30

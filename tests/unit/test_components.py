@@ -149,3 +149,62 @@ def test_text_generation_run_validates_sampling_values_even_when_greedy(local_ba
         list(text_generation.run(local_backend, "x", do_sample=False, temperature=1e9))
     with pytest.raises(InputValidationError, match="top_p"):
         list(text_generation.run(local_backend, "x", do_sample=False, top_p=1.5))
+
+
+def test_with_ticks_passes_items_and_ticks_while_the_next_is_slow():
+    import threading
+
+    from components.common import TICK, with_ticks
+
+    release = threading.Event()
+
+    def slow():
+        yield "a"
+        release.wait(timeout=30)  # held until the consumer has seen a tick
+        yield "b"
+
+    seen = []
+    for item in with_ticks(slow(), interval=0.05):
+        seen.append(item)
+        if item is TICK:
+            release.set()
+    assert seen[0] == "a" and seen[-1] == "b" and TICK in seen
+
+
+def test_with_ticks_reraises_and_closes_the_source_when_the_consumer_leaves():
+    import threading
+
+    from components.common import with_ticks
+
+    def failing():
+        yield 1
+        raise InputValidationError("bad")
+
+    stream = with_ticks(failing())
+    assert next(stream) == 1
+    with pytest.raises(InputValidationError, match="bad"):
+        next(stream)
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield "x"
+        finally:
+            closed.set()
+
+    stream = with_ticks(endless())
+    assert next(stream) == "x"
+    stream.close()  # e.g. Stop in the UI: the worker closes the source after its item
+    assert closed.wait(timeout=10)
+
+
+def test_waiting_line_names_a_loading_model():
+    from backends import BackendStatus
+    from components.common import waiting_line
+
+    loading = SimpleNamespace(status=lambda: BackendStatus("loading", "Model X is loading"))
+    assert waiting_line(loading, started=0.0).startswith("⏳ Model X is loading (waited")
+    ready = SimpleNamespace(status=lambda: BackendStatus("ready", "ok"))
+    assert "waiting for the first token" in waiting_line(ready, started=0.0)
