@@ -79,6 +79,31 @@ def tgi_parameters(
     }
 
 
+def widget_values(
+    max_new_tokens,
+    do_sample,
+    temperature,
+    top_k,
+    top_p,
+    repetition_penalty,
+    seed,
+    stop_text,
+    return_full_text,
+) -> dict:
+    """The parameter widgets' values (in their on-screen order) as ``run`` keywords."""
+    return {
+        "max_new_tokens": int(max_new_tokens),
+        "do_sample": bool(do_sample),
+        "temperature": float(temperature),
+        "top_k": int(top_k),
+        "top_p": float(top_p),
+        "repetition_penalty": float(repetition_penalty),
+        "seed": optional_seed(seed),
+        "stop": parse_stop(stop_text),
+        "return_full_text": bool(return_full_text),
+    }
+
+
 def run(backend: Backend, prompt: str, **values) -> Iterator[tuple[str, str, str]]:
     """Stream a continuation: yields ``(text so far, finish reason, stats line)``.
     ``values`` are the UI's (see ``tgi_parameters``). Raises ``BackendError``."""
@@ -195,21 +220,8 @@ def render(
         ],
     )
 
-    def code_request(
-        text, conn, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full
-    ):
-        parameters = tgi_parameters(
-            max_new_tokens=int(max_new),
-            do_sample=bool(sample),
-            temperature=float(temp),
-            top_k=int(k),
-            top_p=float(nucleus),
-            repetition_penalty=float(penalty),
-            seed=optional_seed(seed_value),
-            stop=parse_stop(stops),
-            return_full_text=bool(full),
-        )
-        return conn, text or "", parameters
+    def code_request(text, conn, *values):
+        return conn, text or "", tgi_parameters(**widget_values(*values))
 
     with code_slot:
         show_code.render(
@@ -219,7 +231,7 @@ def render(
             api_key_required=api_key_required,
         )
 
-    def generate(text, conn, max_new, sample, temp, k, nucleus, penalty, seed_value, stops, full):
+    def generate(text, conn, *values):
         if not text or not text.strip():
             show_problem("Type a prompt first.", title="Empty prompt")
             yield gr.update(), gr.update(), gr.update()  # ending without a yield clears outputs
@@ -229,19 +241,7 @@ def render(
             notice = loading_notice(backend)
             if notice:
                 yield notice, "", ""
-            yield from run(
-                backend,
-                text,
-                max_new_tokens=int(max_new),
-                do_sample=bool(sample),
-                temperature=float(temp),
-                top_k=int(k),
-                top_p=float(nucleus),
-                repetition_penalty=float(penalty),
-                seed=optional_seed(seed_value),
-                stop=parse_stop(stops),
-                return_full_text=bool(full),
-            )
+            yield from run(backend, text, **widget_values(*values))
         except BackendError as exc:
             show_error(exc)
             yield gr.update(), gr.update(), gr.update()  # the (partial) output stays
