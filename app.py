@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=1)
     gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)
     logging.info("Serving the UI at http://%s:%d", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Open streams (SSE, Gradio heartbeats) would hold a graceful shutdown forever: Ctrl+C
+    # and SIGTERM wait at most a few seconds for them.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3
+    )
 
 
 if __name__ == "__main__":
