@@ -44,29 +44,29 @@ from backends.errors import (
 
 log = logging.getLogger(__name__)
 
-# Parameters TGI clients send with their "off" value; any other value is not served yet.
+# Parameters TGI clients may send that this server does not serve yet: only their "off"
+# value is accepted.
 _OFF_VALUES: dict[str, tuple[Any, ...]] = {
-    "best_of": (None, 1),
-    "decoder_input_details": (None, False),
-    "top_n_tokens": (None, 0),
-    "truncate": (None,),
-    "typical_p": (None,),
-    "watermark": (None, False),
     "grammar": (None,),
-    "frequency_penalty": (None,),
     "adapter_id": (None,),
 }
-_CHAT_KEYS = {"max_tokens", "temperature", "top_p", "seed", "stop"}
+_CHAT_KEYS = {
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+}
 _CHAT_OFF_VALUES: dict[str, tuple[Any, ...]] = {
     "model": (),  # any value: one model is served
     "n": (None, 1),
     "stream": (),
     "stream_options": (),
-    "frequency_penalty": (None, 0, 0.0),
-    "presence_penalty": (None, 0, 0.0),
     "logit_bias": (None,),
-    "logprobs": (None, False),
-    "top_logprobs": (None,),
     "response_format": (None,),
     "tools": (None,),
     "tool_choice": (None,),

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from backends.errors import InputValidationError
 
 MAX_STOP_SEQUENCES = 4  # TGI's --max-stop-sequences default
 MAX_SEED = 2**64 - 1
 MAX_TEMPERATURE = 100.0  # TGI only needs > 0; past this sampling is uniform noise
+MAX_TOP_N_TOKENS = 5  # TGI's --max-top-n-tokens default
+MAX_BEST_OF = 4  # TGI's default is 2; sequences run one after another here
+WATERMARK_GAMMA = 0.5  # TGI's WATERMARK_GAMMA / WATERMARK_DELTA defaults
+WATERMARK_DELTA = 2.0
 
 
 def _check_stop(value: list[str] | None) -> list[str] | None:
@@ -44,6 +55,37 @@ class TextGenerationParameters(BaseModel):
     stop: StopSequences = None
     return_full_text: bool = False
     details: bool = False
+    typical_p: float | None = Field(default=None, gt=0, lt=1)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    truncate: int | None = Field(default=None, ge=1)
+    top_n_tokens: int | None = Field(default=None, ge=0, le=MAX_TOP_N_TOKENS)
+    decoder_input_details: bool = False
+    best_of: int | None = Field(default=None, ge=1, le=MAX_BEST_OF)
+    watermark: bool = False
+
+    @property
+    def sampling(self) -> bool:
+        """TGI samples when asked to, or when any warper is set."""
+        return self.do_sample or any(
+            v is not None and v != off
+            for v, off in (
+                (self.temperature, 1.0),
+                (self.top_k, None),
+                (self.top_p, 1.0),
+                (self.typical_p, 1.0),
+            )
+        )
+
+    @model_validator(mode="after")
+    def _best_of_rules(self) -> TextGenerationParameters:
+        # TGI's validation: best_of > 1 needs sampling, no seed (each sequence draws its
+        # own), and no streaming (checked by the caller, which knows ``stream``).
+        if self.best_of and self.best_of > 1:
+            if not self.sampling:
+                raise ValueError("you must use sampling when `best_of` is > 1")
+            if self.seed is not None:
+                raise ValueError("`seed` must not be set when `best_of` > 1")
+        return self
 
 
 class ChatCompletionParameters(BaseModel):
@@ -57,6 +99,16 @@ class ChatCompletionParameters(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     stop: StopSequences = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_N_TOKENS)
+
+    @model_validator(mode="after")
+    def _top_logprobs_needs_logprobs(self) -> ChatCompletionParameters:
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("`top_logprobs` needs `logprobs` set to true")
+        return self
 
 
 class ChatMessage(BaseModel):
@@ -104,7 +156,7 @@ def validate(model: type[ModelT], values: dict[str, Any]) -> ModelT:
         parts = []
         for err in errors:
             loc = [str(p) for p in err["loc"]]
-            field = loc[0] if loc else "input"
-            parts.append(f"`{'.'.join(loc) or field}` {_describe(err)}")
+            # A rule across fields (model validator) has no location: its message says it.
+            parts.append(f"`{'.'.join(loc)}` {_describe(err)}" if loc else _describe(err))
         first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
         raise InputValidationError("; ".join(parts), field=first) from None

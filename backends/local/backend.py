@@ -6,32 +6,25 @@ import atexit
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import (
     ChatCompletionOutput,
     ChatCompletionOutputComplete,
+    ChatCompletionOutputLogprob,
+    ChatCompletionOutputLogprobs,
     ChatCompletionOutputMessage,
+    ChatCompletionOutputTopLogprob,
     ChatCompletionOutputUsage,
-    ChatCompletionStreamOutput,
-    ChatCompletionStreamOutputChoice,
-    ChatCompletionStreamOutputDelta,
-    ChatCompletionStreamOutputUsage,
-    TextGenerationOutput,
-    TextGenerationOutputDetails,
-    TextGenerationOutputToken,
-    TextGenerationStreamOutput,
-    TextGenerationStreamOutputStreamDetails,
-    TextGenerationStreamOutputToken,
+    TextGenerationOutputBestOfSequence,
 )
 
 from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
-from backends.local.engine import Engine, TokenEvent
+from backends.local.engine import Engine
 from backends.local.model import Device, LoadedModel, load_model, resolve_model
+from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
 from backends.local.sampling import SamplingParams
 from backends.params import (
     ChatCompletionParameters,
@@ -44,48 +37,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 100  # InferenceClient/TGI default for text_generation
 DEFAULT_CHAT_MAX_TOKENS = 1024
-VERSION = "0.1.0"
 
 
 def _given(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
-
-
-class StopHoldback:
-    """Chat semantics for stop sequences (OpenAI): the stop text is never shown. Text that
-    could be the start of a stop sequence is held back until it is known not to be one."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = stops
-        self.pending = ""
-        self.done = False
-
-    def feed(self, delta: str) -> str:
-        if self.done:
-            return ""
-        self.pending += delta
-        if not self.stops:
-            out, self.pending = self.pending, ""
-            return out
-        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.pending = self.pending[: min(hits)], ""
-            self.done = True  # nothing after the stop is ever released
-            return out
-        keep = 0
-        for stop in self.stops:
-            for n in range(min(len(stop) - 1, len(self.pending)), 0, -1):
-                if self.pending.endswith(stop[:n]):
-                    keep = max(keep, n)
-                    break
-        out = self.pending[: len(self.pending) - keep]
-        self.pending = self.pending[len(out) :]
-        return out
-
-    def finish(self) -> str:
-        out = self.feed("")
-        rest, self.pending = self.pending, ""
-        return out + ("" if self.done else rest)
 
 
 @register_backend("local")
@@ -232,34 +187,35 @@ class LocalBackend:
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        typical_p: float | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        truncate: int | None = None,
         return_full_text: bool = False,
         details: bool = False,
+        decoder_input_details: bool = False,
+        top_n_tokens: int | None = None,
+        best_of: int | None = None,
+        watermark: bool = False,
         stream: bool = False,
     ):
         """Like ``InferenceClient.text_generation``: a string, a ``TextGenerationOutput``
-        (``details=True``), or an iterator of strings / ``TextGenerationStreamOutput``."""
-        params = validate(
-            TextGenerationParameters,
-            _given(
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                repetition_penalty=repetition_penalty,
-                seed=seed,
-                stop=stop,
-                return_full_text=return_full_text,
-                details=details,
-            ),
-        )
+        (``details=True``), or an iterator of strings / ``TextGenerationStreamOutput``.
+        Parameters have TGI's semantics and bounds (see ``backends.params``)."""
+        values = {k: v for k, v in locals().items() if k not in ("self", "prompt", "stream")}
+        params = validate(TextGenerationParameters, _given(**values))
+        if stream and params.best_of and params.best_of > 1:
+            raise InputValidationError(
+                "`best_of` != 1 is not supported when streaming tokens", field="best_of"
+            )
         if not prompt:
             raise InputValidationError("`inputs` cannot be empty", field="inputs")
         loaded, engine = self._require()
         ids = loaded.tokenizer(prompt).input_ids
+        if params.truncate is not None:
+            ids = ids[-params.truncate :]  # keep the last N input tokens, as TGI does
         max_new = params.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
         self._check_context(loaded, len(ids), max_new, "max_new_tokens")
         sampling = SamplingParams(
@@ -268,54 +224,39 @@ class LocalBackend:
             temperature=params.temperature,
             top_k=params.top_k,
             top_p=params.top_p,
+            typical_p=params.typical_p,
             repetition_penalty=params.repetition_penalty,
+            frequency_penalty=params.frequency_penalty,
             seed=params.seed,
             stop=tuple(params.stop or ()),
+            top_n_tokens=params.top_n_tokens or 0,
+            watermark=params.watermark,
+            prefill_details=params.decoder_input_details,
         )
         prefix = prompt if params.return_full_text else ""
-        outputs = self._text_stream(engine, ids, sampling, prefix)
         if stream:
+            outputs = text_stream(engine, ids, sampling, prefix)
             return outputs if details else (o.token.text for o in outputs)
-        tokens, last = [], None
-        for last in outputs:
-            tokens.append(TextGenerationOutputToken(**vars(last.token)))
-        assert last is not None and last.details is not None
+        runs = [text_output(engine, ids, sampling, prefix) for _ in range(params.best_of or 1)]
+        # best_of: the sequence with the highest total logprob wins; the others are reported.
+        best = max(runs, key=lambda o: sum(t.logprob for t in o.details.tokens))
         if not details:
-            return last.generated_text
-        return TextGenerationOutput(
-            generated_text=last.generated_text,
-            details=TextGenerationOutputDetails(
-                finish_reason=last.details.finish_reason,
-                generated_tokens=last.details.generated_tokens,
-                prefill=[],
-                tokens=tokens,
-                seed=last.details.seed,
-            ),
-        )
-
-    @staticmethod
-    def _text_stream(
-        engine: Engine, ids: list[int], sampling: SamplingParams, prefix: str
-    ) -> Iterator[TextGenerationStreamOutput]:
-        # Submitted on the first next(), inside the generator: a consumer that goes away
-        # before reading anything then never holds the engine (nothing to cancel).
-        with engine.submit(ids, sampling) as stream:
-            for event in stream:
-                out = TextGenerationStreamOutput(
-                    index=event.index,
-                    token=TextGenerationStreamOutputToken(
-                        id=event.id, logprob=event.logprob, special=event.special, text=event.text
-                    ),
+            return best.generated_text
+        others = [o for o in runs if o is not best]
+        if others:
+            best.details.best_of_sequences = [
+                TextGenerationOutputBestOfSequence(
+                    generated_text=o.generated_text,
+                    finish_reason=o.details.finish_reason,
+                    generated_tokens=o.details.generated_tokens,
+                    prefill=o.details.prefill,
+                    tokens=o.details.tokens,
+                    seed=o.details.seed,
+                    top_tokens=o.details.top_tokens,
                 )
-                if event.finish_reason:
-                    out.generated_text = prefix + (event.generated_text or "")
-                    out.details = TextGenerationStreamOutputStreamDetails(
-                        finish_reason=event.finish_reason,
-                        generated_tokens=event.index,
-                        input_length=event.input_length,
-                        seed=event.seed,
-                    )
-                yield out
+                for o in others
+            ]
+        return best
 
     def chat_completion(
         self,
@@ -326,16 +267,17 @@ class LocalBackend:
         top_p: float | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
         stream: bool = False,
     ):
         """Like ``InferenceClient.chat_completion``: a ``ChatCompletionOutput`` or an
-        iterator of ``ChatCompletionStreamOutput`` (the last chunk carries ``usage``)."""
-        params = validate(
-            ChatCompletionParameters,
-            _given(
-                max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop
-            ),
-        )
+        iterator of ``ChatCompletionStreamOutput`` (the last chunk carries ``usage``).
+        ``logprobs``/``top_logprobs`` add each token's logprob and alternatives."""
+        values = {k: v for k, v in locals().items() if k not in ("self", "messages", "stream")}
+        params = validate(ChatCompletionParameters, _given(**values))
         if not messages:
             raise InputValidationError("`messages` cannot be empty", field="messages")
         checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
@@ -355,13 +297,18 @@ class LocalBackend:
             top_p=None if greedy or params.top_p == 1 else params.top_p,
             seed=params.seed,
             stop=tuple(params.stop or ()),
+            frequency_penalty=params.frequency_penalty,
+            presence_penalty=params.presence_penalty,
+            top_n_tokens=(params.top_logprobs or 0) if params.logprobs else 0,
         )
-        chunks = self._chat_stream(engine, ids, sampling, loaded.model_id)
+        chunks = chat_stream(engine, ids, sampling, loaded.model_id, params.logprobs)
         if stream:
             return chunks
-        text, last = "", None
+        text, last, token_logprobs = "", None, []
         for last in chunks:
             text += last.choices[0].delta.content or ""
+            if last.choices[0].logprobs is not None:
+                token_logprobs.extend(last.choices[0].logprobs.content)
         assert last is not None and last.usage is not None
         return ChatCompletionOutput(
             choices=[
@@ -369,6 +316,21 @@ class LocalBackend:
                     finish_reason=last.choices[0].finish_reason,
                     index=0,
                     message=ChatCompletionOutputMessage(role="assistant", content=text),
+                    logprobs=ChatCompletionOutputLogprobs(
+                        content=[
+                            ChatCompletionOutputLogprob(
+                                logprob=lp.logprob,
+                                token=lp.token,
+                                top_logprobs=[
+                                    ChatCompletionOutputTopLogprob(logprob=t.logprob, token=t.token)
+                                    for t in lp.top_logprobs
+                                ],
+                            )
+                            for lp in token_logprobs
+                        ]
+                    )
+                    if params.logprobs
+                    else None,
                 )
             ],
             created=last.created,
@@ -377,48 +339,3 @@ class LocalBackend:
             system_fingerprint=last.system_fingerprint,
             usage=ChatCompletionOutputUsage(**vars(last.usage)),
         )
-
-    @staticmethod
-    def _chat_stream(
-        engine: Engine, ids: list[int], sampling: SamplingParams, model_id: str
-    ) -> Iterator[ChatCompletionStreamOutput]:
-        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        holdback = StopHoldback(sampling.stop)
-
-        def chunk(content: str, finish: str | None = None, event: TokenEvent | None = None):
-            usage = None
-            if event is not None:
-                usage = ChatCompletionStreamOutputUsage(
-                    completion_tokens=event.index,
-                    prompt_tokens=event.input_length,
-                    total_tokens=event.index + event.input_length,
-                )
-            return ChatCompletionStreamOutput(
-                choices=[
-                    ChatCompletionStreamOutputChoice(
-                        delta=ChatCompletionStreamOutputDelta(role="assistant", content=content),
-                        index=0,
-                        finish_reason=finish,
-                    )
-                ],
-                created=created,
-                id=chunk_id,
-                model=model_id,
-                system_fingerprint=f"inference-playground-{VERSION}",
-                usage=usage,
-            )
-
-        with engine.submit(ids, sampling) as stream:  # on first next(), as in _text_stream
-            for event in stream:
-                if event.finish_reason:
-                    finish = "length" if event.finish_reason == "length" else "stop"
-                    yield chunk(
-                        holdback.feed(event.text if not event.special else "") + holdback.finish(),
-                        finish,
-                        event,
-                    )
-                    return
-                if not event.special:
-                    text = holdback.feed(event.text)
-                    if text:
-                        yield chunk(text)

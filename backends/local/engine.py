@@ -39,6 +39,11 @@ class TokenEvent:
     finish_reason: str | None = None  # "length" | "eos_token" | "stop_sequence"
     generated_text: str | None = None
     seed: int | None = None
+    # ``top_n_tokens`` alternatives at this step: (id, text, logprob, special), best first.
+    top_tokens: list[tuple[int, str, float, bool]] | None = None
+    # On the first event when prefill details were asked for: the prompt's tokens with the
+    # model's logprob of each given the ones before (None for the first), as TGI reports.
+    prefill: list[tuple[int, str, float | None]] | None = None
 
 
 class IncrementalDecoder:
@@ -126,6 +131,8 @@ class Engine:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._lock = threading.Lock()
         self._waiting = 0
+        tokenizer = loaded.tokenizer
+        self._special_ids = frozenset(tokenizer.all_special_ids) | loaded.eos_token_ids
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
 
@@ -171,12 +178,23 @@ class Engine:
                 with self._lock:
                     self._waiting -= 1
 
+    def _prefill(self, ids: list[int], logits) -> list[tuple[int, str, float | None]]:
+        """The prompt's tokens with the raw model logprob of each (first: None)."""
+        import torch
+
+        logprobs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
+        picked = logprobs.gather(1, torch.tensor(ids[1:], device=logits.device)[:, None])[:, 0]
+        values = [None, *picked.tolist()]
+        tokenizer = self.loaded.tokenizer
+        return [(i, tokenizer.decode([i]), lp) for i, lp in zip(ids, values, strict=True)]
+
     def _generate(self, request: _Request) -> None:
         import torch
 
         loaded, params = self.loaded, request.params
         model, tokenizer = loaded.model, loaded.tokenizer
         sampler = Sampler(params, loaded.device)
+        special_ids = self._special_ids
         ids = list(request.input_ids)
         input_length = len(ids)
         budget = min(params.max_new_tokens, loaded.max_context - input_length)
@@ -190,11 +208,23 @@ class Engine:
             if request.cancelled.is_set():
                 log.info("request cancelled after %d tokens", index - 1)
                 return
-            out = model(input_ids=step_input, past_key_values=past, use_cache=True)
+            # Logits for the last position only, unless the prompt's own logprobs are asked
+            # for: a long prompt's full logits would take GBs (positions × vocabulary).
+            all_logits = index == 1 and params.prefill_details
+            out = model(
+                input_ids=step_input,
+                past_key_values=past,
+                use_cache=True,
+                logits_to_keep=0 if all_logits else 1,
+            )
             past = out.past_key_values
-            token_id, logprob = sampler(ids, out.logits[:, -1, :])
+            choice = sampler(ids, out.logits[:, -1, :])
+            token_id = choice.token_id
+            prefill = (
+                self._prefill(ids, out.logits) if index == 1 and params.prefill_details else None
+            )
             ids.append(token_id)
-            special = token_id in loaded.eos_token_ids or token_id in tokenizer.all_special_ids
+            special = token_id in special_ids
             delta = "" if special else decoder.step(token_id)
             finish = None
             if token_id in loaded.eos_token_ids:
@@ -207,7 +237,12 @@ class Engine:
                 delta += decoder.flush()
             text += delta
             token_text = tokenizer.convert_ids_to_tokens(token_id) if special else delta
-            event = TokenEvent(index, token_id, token_text, logprob, special, input_length)
+            event = TokenEvent(index, token_id, token_text, choice.logprob, special, input_length)
+            event.prefill = prefill
+            if choice.top:
+                event.top_tokens = [
+                    (i, tokenizer.decode([i]), lp, i in special_ids) for i, lp in choice.top
+                ]
             if finish:
                 event.finish_reason = finish
                 event.generated_text = text

@@ -1,15 +1,20 @@
 """Per-request next-token selection with TGI's semantics, on transformers' processors.
 
 TGI samples when ``do_sample`` is set *or* any warper is set (temperature ≠ 1, top_k,
-top_p); otherwise it decodes greedily. Each request owns its processors and its own
-``torch.Generator`` seeded from ``seed`` (a random seed when none is given), so the same
-seed and parameters give the same tokens whatever else is running.
+top_p, typical_p); otherwise it decodes greedily. Processors run in TGI's order:
+watermark, repetition penalty, frequency/presence penalty, then the warpers. Each request
+owns its processors and its own ``torch.Generator`` seeded from ``seed`` (a random seed
+when none is given), so the same seed and parameters give the same tokens whatever else
+is running.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
+
+from backends.params import WATERMARK_DELTA, WATERMARK_GAMMA
 
 
 @dataclass(frozen=True)
@@ -21,9 +26,15 @@ class SamplingParams:
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
+    typical_p: float | None = None
     repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    top_n_tokens: int = 0
+    watermark: bool = False
+    prefill_details: bool = False
 
     @property
     def sampling(self) -> bool:
@@ -31,12 +42,56 @@ class SamplingParams:
             (self.temperature is not None and self.temperature != 1.0)
             or self.top_k is not None
             or (self.top_p is not None and self.top_p < 1.0)
+            or (self.typical_p is not None and self.typical_p < 1.0)
         )
         return self.do_sample or warpers
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The chosen token, its logprob, and the top alternatives ``[(id, logprob)]``."""
+
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]]
+
+
+class _OccurrencePenalty:
+    """OpenAI-style penalties over every token so far (prompt included, as TGI counts):
+    ``frequency`` × occurrences, plus ``presence`` once for any token seen."""
+
+    def __init__(self, frequency: float, presence: float) -> None:
+        self.frequency, self.presence = frequency, presence
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, input_ids, torch.ones_like(input_ids, dtype=scores.dtype)
+        )
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+class _LazyWatermark:
+    """TGI's watermark (Kirchenbauer et al.: a green list seeded by the previous token gets
+    +delta) through transformers' processor, built once the vocabulary size is known."""
+
+    def __init__(self, factory, device: str) -> None:
+        self.factory, self.device, self.processor = factory, device, None
+
+    def __call__(self, input_ids, scores):
+        if self.processor is None:
+            self.processor = self.factory(
+                scores.shape[-1],
+                self.device,
+                greenlist_ratio=WATERMARK_GAMMA,
+                bias=WATERMARK_DELTA,
+            )
+        return self.processor(input_ids, scores)
+
+
 class Sampler:
-    """Chooses the next token for one request: ``(token_id, logprob)``."""
+    """Chooses the next token for one request."""
 
     def __init__(self, params: SamplingParams, device: str) -> None:
         import torch
@@ -46,13 +101,25 @@ class Sampler:
             TemperatureLogitsWarper,
             TopKLogitsWarper,
             TopPLogitsWarper,
+            TypicalLogitsWarper,
+            WatermarkLogitsProcessor,
         )
 
         self._torch = torch
         self.sampling = params.sampling
-        processors = []
+        self.top_n = params.top_n_tokens
+        processors: list[Any] = []
+        if params.watermark:
+            # Sized from the logits themselves on the first step (their width is the truth,
+            # whatever the config says).
+            processors.append(_LazyWatermark(WatermarkLogitsProcessor, device))
         if params.repetition_penalty is not None and params.repetition_penalty != 1.0:
             processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+        if params.frequency_penalty or params.presence_penalty:
+            processors.append(
+                _OccurrencePenalty(params.frequency_penalty or 0.0, params.presence_penalty or 0.0)
+            )
+        self.needs_ids = bool(processors)
         if self.sampling:
             if params.temperature is not None and params.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(params.temperature))
@@ -60,12 +127,13 @@ class Sampler:
                 processors.append(TopKLogitsWarper(params.top_k))
             if params.top_p is not None and params.top_p < 1.0:
                 processors.append(TopPLogitsWarper(params.top_p))
+            if params.typical_p is not None and params.typical_p < 1.0:
+                processors.append(TypicalLogitsWarper(params.typical_p))
         self.processors = LogitsProcessorList(processors)
-        self.needs_ids = params.repetition_penalty not in (None, 1.0)
         self.seed = params.seed if params.seed is not None else random.getrandbits(63)
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
 
-    def __call__(self, token_ids: list[int], logits) -> tuple[int, float]:
+    def __call__(self, token_ids: list[int], logits) -> Choice:
         """Pick a token from ``logits`` (shape ``[1, vocab]``) given all ids so far."""
         torch = self._torch
         scores = logits.float()
@@ -78,4 +146,8 @@ class Sampler:
         else:
             token = torch.argmax(logprobs, dim=-1)[0]
         token_id = int(token)
-        return token_id, float(logprobs[0, token_id])
+        top: list[tuple[int, float]] = []
+        if self.top_n:
+            values, indices = torch.topk(logprobs[0], self.top_n)
+            top = [(int(i), float(v)) for i, v in zip(indices, values, strict=True)]
+        return Choice(token_id, float(logprobs[0, token_id]), top)

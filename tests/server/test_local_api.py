@@ -430,7 +430,14 @@ def test_text_generation_readme_examples_work_against_the_local_url(api: str) ->
         ("/generate", {"inputs": "Hi", "parameters": {"top_p": 2}}, "top_p"),
         ("/generate_stream", {"inputs": "Hi", "parameters": {"top_p": 2}}, "top_p"),
         ("/generate", {"inputs": "a " * 100_000, "parameters": {"max_new_tokens": 4}}, "8192"),
-        ("/generate", {"inputs": "Hi", "parameters": {"typical_p": 0.5}}, "typical_p"),
+        ("/generate", {"inputs": "Hi", "parameters": {"adapter_id": "lora-1"}}, "adapter_id"),
+        ("/generate", {"inputs": "Hi", "parameters": {"best_of": 2}}, "sampling"),
+        (
+            "/generate_stream",
+            {"inputs": "Hi", "parameters": {"best_of": 2, "do_sample": True}},
+            "streaming",
+        ),
+        ("/generate", {"inputs": "Hi", "parameters": {"top_n_tokens": 9}}, "top_n_tokens"),
         ("/generate", {"parameters": {"max_new_tokens": 4}}, "inputs"),
         ("/generate", b"this is not JSON", "JSON"),
         ("/v1/chat/completions", {"messages": MESSAGES, "n": 2}, "`n`"),
@@ -440,7 +447,10 @@ def test_text_generation_readme_examples_work_against_the_local_url(api: str) ->
         "top_p",
         "stream-top_p",
         "prompt-over-context",
-        "unsupported-typical_p",
+        "unsupported-adapter_id",
+        "best_of-needs-sampling",
+        "best_of-no-stream",
+        "top_n_tokens-bound",
         "no-inputs",
         "not-json",
         "chat-n",
@@ -467,10 +477,10 @@ def test_inference_client_raises_validation_error(hf: InferenceClient) -> None:
 @pytest.mark.parametrize(
     ("prompt", "params", "mentioned"),
     [
-        ("Hi", {"typical_p": 0.5}, "typical_p"),
+        ("Hi", {"top_n_tokens": 9}, "top_n_tokens"),
         ("a " * 100_000, {"max_new_tokens": 4}, "8192"),
     ],
-    ids=["unsupported-typical_p", "prompt-over-context"],
+    ids=["top_n_tokens-bound", "prompt-over-context"],
 )
 def test_text_generation_client_raises_validation_error(
     api: str, prompt: str, params: dict, mentioned: str

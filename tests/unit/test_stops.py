@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.local.backend import StopHoldback
+from backends.local.outputs import StopHoldback
 from backends.local.engine import IncrementalDecoder, _hits_stop
 
 # -- StopHoldback (chat: the stop text is never shown) -------------------------------------

@@ -1,0 +1,203 @@
+"""Engine events → huggingface_hub's output types (what every backend returns).
+
+Streams are generators that submit to the engine on their first ``next()`` and cancel the
+request when closed, so a consumer that goes away never holds the engine.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+from huggingface_hub import (
+    ChatCompletionStreamOutput,
+    ChatCompletionStreamOutputChoice,
+    ChatCompletionStreamOutputDelta,
+    ChatCompletionStreamOutputLogprob,
+    ChatCompletionStreamOutputLogprobs,
+    ChatCompletionStreamOutputTopLogprob,
+    ChatCompletionStreamOutputUsage,
+    TextGenerationOutput,
+    TextGenerationOutputDetails,
+    TextGenerationOutputPrefillToken,
+    TextGenerationOutputToken,
+    TextGenerationStreamOutput,
+    TextGenerationStreamOutputStreamDetails,
+    TextGenerationStreamOutputToken,
+)
+
+from backends.local.engine import Engine, TokenEvent
+from backends.local.sampling import SamplingParams
+
+VERSION = "0.1.0"
+
+
+class StopHoldback:
+    """Chat semantics for stop sequences (OpenAI): the stop text is never shown. Text that
+    could be the start of a stop sequence is held back until it is known not to be one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = stops
+        self.pending = ""
+        self.done = False
+
+    def feed(self, delta: str) -> str:
+        if self.done:
+            return ""
+        self.pending += delta
+        if not self.stops:
+            out, self.pending = self.pending, ""
+            return out
+        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out, self.pending = self.pending[: min(hits)], ""
+            self.done = True  # nothing after the stop is ever released
+            return out
+        keep = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(stop[:n]):
+                    keep = max(keep, n)
+                    break
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(out) :]
+        return out
+
+    def finish(self) -> str:
+        out = self.feed("")
+        rest, self.pending = self.pending, ""
+        return out + ("" if self.done else rest)
+
+
+def text_output(
+    engine: Engine, ids: list[int], sampling: SamplingParams, prefix: str
+) -> TextGenerationOutput:
+    """One whole sequence with TGI's full details (tokens, top tokens, prefill, seed)."""
+    with engine.submit(ids, sampling) as stream:
+        events = list(stream)
+    last = events[-1]
+    top = None
+    if sampling.top_n_tokens:
+        top = [
+            [
+                TextGenerationOutputToken(id=i, logprob=lp, special=sp, text=t)
+                for i, t, lp, sp in e.top_tokens or []
+            ]
+            for e in events
+        ]
+    prefill = [
+        TextGenerationOutputPrefillToken(id=i, logprob=lp, text=t)
+        for i, t, lp in events[0].prefill or []
+    ]
+    return TextGenerationOutput(
+        generated_text=prefix + (last.generated_text or ""),
+        details=TextGenerationOutputDetails(
+            finish_reason=last.finish_reason,
+            generated_tokens=last.index,
+            prefill=prefill,
+            tokens=[
+                TextGenerationOutputToken(
+                    id=e.id, logprob=e.logprob, special=e.special, text=e.text
+                )
+                for e in events
+            ],
+            seed=last.seed,
+            top_tokens=top,
+        ),
+    )
+
+
+def text_stream(
+    engine: Engine, ids: list[int], sampling: SamplingParams, prefix: str
+) -> Iterator[TextGenerationStreamOutput]:
+    # Submitted on the first next(), inside the generator: a consumer that goes away
+    # before reading anything then never holds the engine (nothing to cancel).
+    with engine.submit(ids, sampling) as stream:
+        for event in stream:
+            out = TextGenerationStreamOutput(
+                index=event.index,
+                token=TextGenerationStreamOutputToken(
+                    id=event.id, logprob=event.logprob, special=event.special, text=event.text
+                ),
+            )
+            if event.top_tokens is not None:
+                out.top_tokens = [
+                    TextGenerationStreamOutputToken(id=i, logprob=lp, special=sp, text=t)
+                    for i, t, lp, sp in event.top_tokens
+                ]
+            if event.finish_reason:
+                out.generated_text = prefix + (event.generated_text or "")
+                out.details = TextGenerationStreamOutputStreamDetails(
+                    finish_reason=event.finish_reason,
+                    generated_tokens=event.index,
+                    input_length=event.input_length,
+                    seed=event.seed,
+                )
+            yield out
+
+
+def chat_stream(
+    engine: Engine,
+    ids: list[int],
+    sampling: SamplingParams,
+    model_id: str,
+    logprobs: bool = False,
+) -> Iterator[ChatCompletionStreamOutput]:
+    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    holdback = StopHoldback(sampling.stop)
+    pending: list[ChatCompletionStreamOutputLogprob] = []  # tokens not yet sent
+
+    def chunk(content: str, finish: str | None = None, event: TokenEvent | None = None):
+        choice_logprobs = None
+        if logprobs:
+            choice_logprobs = ChatCompletionStreamOutputLogprobs(content=list(pending))
+            pending.clear()
+        usage = None
+        if event is not None:
+            usage = ChatCompletionStreamOutputUsage(
+                completion_tokens=event.index,
+                prompt_tokens=event.input_length,
+                total_tokens=event.index + event.input_length,
+            )
+        return ChatCompletionStreamOutput(
+            choices=[
+                ChatCompletionStreamOutputChoice(
+                    delta=ChatCompletionStreamOutputDelta(role="assistant", content=content),
+                    index=0,
+                    finish_reason=finish,
+                    logprobs=choice_logprobs,
+                )
+            ],
+            created=created,
+            id=chunk_id,
+            model=model_id,
+            system_fingerprint=f"inference-playground-{VERSION}",
+            usage=usage,
+        )
+
+    with engine.submit(ids, sampling) as stream:  # on first next(), as in _text_stream
+        for event in stream:
+            if logprobs and not event.special:
+                pending.append(
+                    ChatCompletionStreamOutputLogprob(
+                        logprob=event.logprob,
+                        token=event.text,
+                        top_logprobs=[
+                            ChatCompletionStreamOutputTopLogprob(logprob=lp, token=t)
+                            for _, t, lp, _ in event.top_tokens or []
+                        ],
+                    )
+                )
+            if event.finish_reason:
+                finish = "length" if event.finish_reason == "length" else "stop"
+                yield chunk(
+                    holdback.feed(event.text if not event.special else "") + holdback.finish(),
+                    finish,
+                    event,
+                )
+                return
+            if not event.special:
+                text = holdback.feed(event.text)
+                if text:
+                    yield chunk(text)
