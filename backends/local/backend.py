@@ -27,6 +27,8 @@ from backends.local.model import Device, LoadedModel, load_model, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
 from backends.local.sampling import SamplingParams
 from backends.params import (
+    WATERMARK_DELTA,
+    WATERMARK_GAMMA,
     ChatCompletionParameters,
     ChatMessage,
     TextGenerationParameters,
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 100  # InferenceClient/TGI default for text_generation
 DEFAULT_CHAT_MAX_TOKENS = 1024
+WATERMARK_Z = 4.0  # z-score above which a text counts as watermarked (TGI/paper: 4)
+WATERMARK_MIN_TOKENS = 16  # below this a z-score says little either way
 
 
 def _given(**kwargs: Any) -> dict[str, Any]:
@@ -165,6 +169,39 @@ class LocalBackend:
                 encoding.input_ids, encoding.offset_mapping, strict=True
             )
         ]
+
+    def detect_watermark(self, text: str) -> dict[str, Any]:
+        """Whether ``text`` carries the watermark this server adds with ``watermark=True``
+        (Kirchenbauer et al., TGI's gamma/delta): the z-score of green-list tokens.
+
+        Returns ``{"watermarked", "z_score", "green_fraction", "tokens", "threshold"}``.
+        """
+        import torch
+        from transformers.generation import WatermarkDetector, WatermarkingConfig
+
+        loaded, _ = self._require()
+        ids = loaded.tokenizer(text, add_special_tokens=False).input_ids
+        if len(ids) < WATERMARK_MIN_TOKENS:
+            raise InputValidationError(
+                f"The watermark test needs at least {WATERMARK_MIN_TOKENS} tokens of text "
+                f"(got {len(ids)}): paste a longer text.",
+                field="text",
+            )
+        detector = WatermarkDetector(
+            loaded.model.config,
+            loaded.device,
+            WatermarkingConfig(greenlist_ratio=WATERMARK_GAMMA, bias=WATERMARK_DELTA),
+        )
+        result = detector(
+            torch.tensor([ids], device=loaded.device), z_threshold=WATERMARK_Z, return_dict=True
+        )
+        return {
+            "watermarked": bool(result.prediction[0]),
+            "z_score": float(result.z_score[0]),
+            "green_fraction": float(result.green_fraction[0]),
+            "tokens": int(result.num_tokens_scored[0]),
+            "threshold": WATERMARK_Z,
+        }
 
     # -- generation ----------------------------------------------------------------------
 
