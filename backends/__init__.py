@@ -48,6 +48,10 @@ class Backend(Protocol):
         top_p: float | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
         stream: bool = False,
     ) -> ChatCompletionOutput | Iterable[ChatCompletionStreamOutput]: ...
 
@@ -60,11 +64,18 @@ class Backend(Protocol):
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        typical_p: float | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        truncate: int | None = None,
         return_full_text: bool = False,
         details: bool = False,
+        decoder_input_details: bool = False,
+        top_n_tokens: int | None = None,
+        best_of: int | None = None,
+        watermark: bool = False,
         stream: bool = False,
     ) -> str | TextGenerationOutput | Iterable[str] | Iterable[TextGenerationStreamOutput]: ...
 

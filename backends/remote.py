@@ -320,6 +320,10 @@ class RemoteBackend:
         top_p: float | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
         stream: bool = False,
     ):
         """Like ``InferenceClient.chat_completion``.
@@ -351,6 +355,10 @@ class RemoteBackend:
             "top_p": None if params.top_p == 1 else params.top_p,  # 1 = no nucleus filtering
             "seed": params.seed,
             "stop": params.stop,
+            "frequency_penalty": params.frequency_penalty,
+            "presence_penalty": params.presence_penalty,
+            "logprobs": params.logprobs or None,
+            "top_logprobs": params.top_logprobs,
         }
         if not stream:
             return self._call("chat_completion", **kwargs)
@@ -365,11 +373,18 @@ class RemoteBackend:
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        typical_p: float | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        truncate: int | None = None,
         return_full_text: bool = False,
         details: bool = False,
+        decoder_input_details: bool = False,
+        top_n_tokens: int | None = None,
+        best_of: int | None = None,
+        watermark: bool = False,
         stream: bool = False,
     ):
         """Like ``InferenceClient.text_generation`` (TGI's ``POST /``).

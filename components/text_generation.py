@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import gradio as gr
+from huggingface_hub import TextGenerationOutput, TextGenerationOutputDetails
 
 from backends import Backend
 from backends.errors import BackendError
-from backends.params import TextGenerationParameters, validate
 from components import connection as connection_panel
 from components import show_code
 from components.common import (
@@ -20,16 +20,20 @@ from components.common import (
     TICK,
     StreamStats,
     loading_notice,
-    optional_seed,
-    parse_stop,
     show_error,
-    show_problem,
     to_gradio_error,
     waiting_line,
-    wire_presets,
     with_ticks,
 )
 from components.connection import api_connection, backend_for
+from components.generation_params import (
+    NAMES,
+    field_errors,
+    render_parameters,
+    tgi_parameters,
+    ui_values,
+)
+from components.inspector import render_inspector
 from presets import DEFAULT_PRESET, examples, presets
 
 FINISH_REASONS = {
@@ -39,99 +43,71 @@ FINISH_REASONS = {
 }
 
 
-def tgi_parameters(
-    *,
-    max_new_tokens: int | None = None,
-    do_sample: bool = False,
-    temperature: float | None = None,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float | None = None,
-    seed: int | None = None,
-    stop: list[str] | None = None,
-    return_full_text: bool = False,
-) -> dict:
-    """UI values → ``text_generation`` keywords, as the request and its "Show code" send them.
-
-    With ``do_sample`` off no warper is sent (greedy); ``top_k=0``, ``top_p=1`` and
-    ``repetition_penalty=1`` mean "off". Bounds are checked either way (as TGI does), so a
-    value out of range is an error even when greedy decoding would drop it.
-    """
-    validate(
-        TextGenerationParameters,
-        {
-            "temperature": temperature,
-            "top_k": top_k or None,
-            "top_p": top_p if top_p is None or top_p != 1 else None,
-        },
+def _stream_output(tokens: list, top: list, last) -> TextGenerationOutput:
+    """The streamed tokens as a ``TextGenerationOutput`` for the inspector."""
+    details = last.details
+    return TextGenerationOutput(
+        generated_text=last.generated_text or "",
+        details=TextGenerationOutputDetails(
+            finish_reason=details.finish_reason,
+            generated_tokens=details.generated_tokens,
+            prefill=[],
+            tokens=tokens,
+            seed=details.seed,
+            top_tokens=top if any(top) else None,
+        ),
     )
-    sampling = bool(do_sample)
-    return {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": sampling,
-        "temperature": temperature if sampling else None,
-        "top_k": top_k if sampling and top_k else None,
-        "top_p": top_p if sampling and top_p is not None and top_p < 1 else None,
-        "repetition_penalty": None if repetition_penalty in (None, 1, 1.0) else repetition_penalty,
-        "seed": seed,
-        "stop": stop,
-        "return_full_text": return_full_text,
-    }
 
 
-def widget_values(
-    max_new_tokens,
-    do_sample,
-    temperature,
-    top_k,
-    top_p,
-    repetition_penalty,
-    seed,
-    stop_text,
-    return_full_text,
-) -> dict:
-    """The parameter widgets' values (in their on-screen order) as ``run`` keywords."""
-    return {
-        "max_new_tokens": int(max_new_tokens),
-        "do_sample": bool(do_sample),
-        "temperature": float(temperature),
-        "top_k": int(top_k),
-        "top_p": float(top_p),
-        "repetition_penalty": float(repetition_penalty),
-        "seed": optional_seed(seed),
-        "stop": parse_stop(stop_text),
-        "return_full_text": bool(return_full_text),
-    }
+def run(backend: Backend, prompt: str, **values) -> Iterator[tuple[str, str, str, str | None]]:
+    """Generate: yields ``(text so far, finish reason, stats line, inspector HTML)``; the
+    HTML is ``None`` while it has not changed.
 
-
-def run(backend: Backend, prompt: str, **values) -> Iterator[tuple[str, str, str]]:
-    """Stream a continuation: yields ``(text so far, finish reason, stats line)``.
-    ``values`` are the UI's (see ``tgi_parameters``). Raises ``BackendError``."""
+    ``values`` are the UI's (see ``generation_params.tgi_parameters``). Streams token by
+    token, except for ``best_of`` > 1 and ``decoder_input_details``, which TGI answers in
+    one piece. Raises ``BackendError``.
+    """
     stats = StreamStats()
     params = tgi_parameters(**values)
+    text = prompt if params["return_full_text"] else ""
+    if (params["best_of"] or 1) > 1 or params["decoder_input_details"]:
+        yield text, "", "⏳ generating (this mode answers in one piece)…", ""
+        result = backend.text_generation(prompt, **params, details=True, stream=False)
+        stats.token(result.details.generated_tokens)
+        line = stats.line(
+            completion_tokens=result.details.generated_tokens, extra=_seed(result.details.seed)
+        )
+        finish = FINISH_REASONS.get(result.details.finish_reason, result.details.finish_reason)
+        yield result.generated_text, finish, line, render_inspector(result, prompt=prompt)
+        return
     outputs = backend.text_generation(prompt, **params, details=True, stream=True)
-    return_full_text = params["return_full_text"]
-    text = prompt if return_full_text else ""
-    yield text, "", ""
+    tokens, top = [], []
+    yield text, "", "", ""
     for output in with_ticks(outputs):
         if output is TICK:
-            yield text, "", waiting_line(backend, stats.started)
+            yield text, "", waiting_line(backend, stats.started), None
             continue
         if not output.token.special:
             text += output.token.text
+        tokens.append(output.token)
+        top.append(output.top_tokens or [])
         stats.token()
         if output.details is not None:
             text = output.generated_text if output.generated_text is not None else text
             details = output.details
-            seed_note = f"seed {details.seed}" if details.seed is not None else ""
             line = stats.line(
                 prompt_tokens=details.input_length,
                 completion_tokens=details.generated_tokens,
-                extra=seed_note,
+                extra=_seed(details.seed),
             )
-            yield text, FINISH_REASONS.get(details.finish_reason, details.finish_reason), line
+            finish = FINISH_REASONS.get(details.finish_reason, details.finish_reason)
+            yield text, finish, line, render_inspector(_stream_output(tokens, top, output))
             return
-        yield text, "", stats.line()
+        yield text, "", stats.line(), None
+
+
+def _seed(seed: int | None) -> str:
+    return f"seed {seed}" if seed is not None else ""
 
 
 def render(
@@ -143,8 +119,6 @@ def render(
 ) -> None:
     """The text-generation tab's widgets and events (call inside a ``gr.Tab``). ``local``
     answers unless the tab's connection panel points at a remote endpoint."""
-    preset_table = presets()
-    default = preset_table[DEFAULT_PRESET]
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -158,99 +132,63 @@ def render(
                 generate_btn = gr.Button("Generate", variant="primary")
                 stop_btn = gr.Button("Stop", variant="stop")
             output = gr.Textbox(
-                label="Output", lines=10, max_lines=30, elem_id="tg-output", buttons=["copy"]
+                label="Output", lines=8, max_lines=30, elem_id="tg-output", buttons=["copy"]
             )
             finish = gr.Textbox(label="Finish reason", interactive=False, elem_id="tg-finish")
             stats = gr.Markdown("", elem_id="tg-stats")
+            with gr.Accordion("Token inspector", open=True):
+                inspector = gr.HTML(
+                    "<p>Generate to see each token's probability and its alternatives.</p>",
+                    elem_id="tg-inspector",
+                )
             gr.Examples(examples().text_generation, inputs=prompt, label="Examples")
             code_slot = gr.Column()
+            with gr.Accordion("Watermark detector", open=False):
+                suspect = gr.Textbox(
+                    label="Text to test",
+                    lines=4,
+                    placeholder="Paste text generated with watermark on",
+                )
+                detect_btn = gr.Button("Detect watermark", size="sm")
+                verdict = gr.Markdown(elem_id="tg-watermark")
         with gr.Column(scale=2):
             connection = connection_panel.render(local, providers)
-            with gr.Accordion("Parameters", open=True):
-                preset = gr.Dropdown(
-                    list(preset_table), value=DEFAULT_PRESET, label="Preset", interactive=True
-                )
-                max_new_tokens = gr.Slider(
-                    1, 4096, value=default.max_new_tokens, step=1, label="max_new_tokens"
-                )
-                do_sample = gr.Checkbox(
-                    default.do_sample,
-                    label="do_sample",
-                    info="Off = greedy; temperature, top_k, top_p apply when on",
-                )
-                temperature = gr.Slider(
-                    0.05, 2, value=default.temperature, step=0.05, label="temperature"
-                )
-                top_k = gr.Slider(
-                    0, 200, value=default.top_k or 0, step=1, label="top_k", info="0 = off"
-                )
-                top_p = gr.Slider(
-                    0.05, 1, value=default.top_p, step=0.01, label="top_p", info="1 = off"
-                )
-                repetition_penalty = gr.Slider(
-                    0.5,
-                    2,
-                    value=default.repetition_penalty,
-                    step=0.01,
-                    label="repetition_penalty",
-                    info="1 = off",
-                )
-                seed = gr.Number(-1, label="seed", precision=0, minimum=-1, info="-1 = random")
-                stop = gr.Textbox(
-                    "",
-                    label="stop",
-                    lines=2,
-                    info="One stop sequence per line (up to 4); \\n = newline",
-                )
-                return_full_text = gr.Checkbox(
-                    False, label="return_full_text", info="Prepend the prompt to the output"
-                )
-    sampling_widgets = [max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty]
-    wire_presets(
-        preset,
-        preset_table,
-        sampling_widgets,
-        lambda p: [
-            p.max_new_tokens,
-            p.do_sample,
-            p.temperature,
-            p.top_k or 0,
-            p.top_p,
-            p.repetition_penalty,
-        ],
-    )
+            panel = render_parameters()
+
+    inputs = [prompt, connection, *panel.widgets]
 
     def code_request(text, conn, *values):
-        return conn, text or "", tgi_parameters(**widget_values(*values))
+        return conn, text or "", tgi_parameters(**ui_values(*values))
 
     with code_slot:
-        show_code.render(
-            "text-generation",
-            code_request,
-            [prompt, connection, *sampling_widgets, seed, stop, return_full_text],
-            api_key_required=api_key_required,
-        )
+        show_code.render("text-generation", code_request, inputs, api_key_required=api_key_required)
+
+    def check(text, conn, *values):
+        """Shown next to each widget before anything runs (TGI's bounds)."""
+        errors = field_errors(ui_values(*values))
+        checks = [
+            gr.validate(bool(text and text.strip()), "Type a prompt first."),
+            gr.validate(True, ""),
+        ]
+        return checks + [gr.validate(name not in errors, errors.get(name, "")) for name in NAMES]
 
     def generate(text, conn, *values):
-        if not text or not text.strip():
-            show_problem("Type a prompt first.", title="Empty prompt")
-            yield gr.update(), gr.update(), gr.update()  # ending without a yield clears outputs
-            return
         try:
             backend = backend_for(conn, local)
             notice = loading_notice(backend)
             if notice:
-                yield notice, "", ""
-            yield from run(backend, text, **widget_values(*values))
+                yield notice, "", "", gr.skip()
+            for text_so_far, reason, line, html in run(backend, text, **ui_values(*values)):
+                yield text_so_far, reason, line, gr.skip() if html is None else html
         except BackendError as exc:
             show_error(exc)
-            yield gr.update(), gr.update(), gr.update()  # the (partial) output stays
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # the (partial) output stays
 
-    inputs = [prompt, connection, *sampling_widgets, seed, stop, return_full_text]
     event_args = dict(
         fn=generate,
         inputs=inputs,
-        outputs=[output, finish, stats],
+        outputs=[output, finish, stats, inspector],
+        validator=check,
         concurrency_limit=concurrency_limit,
         concurrency_id=GENERATION_CONCURRENCY_ID,
         show_progress="minimal",
@@ -258,6 +196,29 @@ def render(
     )
     events = [generate_btn.click(**event_args), prompt.submit(**event_args)]
     stop_btn.click(None, cancels=events, api_visibility="undocumented")
+
+    def detect(text, conn):
+        backend = backend_for(conn, local) if conn is not None else local
+        if not hasattr(backend, "detect_watermark"):
+            return "The detector needs the local model (it knows the watermark's key)."
+        try:
+            found = backend.detect_watermark(text or "")
+        except BackendError as exc:
+            return f"⚠️ {exc.user_message()}"
+        icon, word = (
+            ("🟢", "carries the watermark")
+            if found["watermarked"]
+            else ("⚪", "shows no watermark")
+        )
+        return (
+            f"{icon} This text **{word}**: z-score {found['z_score']:.2f} "
+            f"(threshold {found['threshold']:g}), {found['green_fraction']:.0%} of "
+            f"{found['tokens']} tokens on the green list (50% expected by chance)."
+        )
+
+    detect_btn.click(detect, [suspect, connection], verdict, api_visibility="private")
+
+    default = presets()[DEFAULT_PRESET]
 
     def text_generation(
         prompt: str,
@@ -282,7 +243,7 @@ def render(
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
             backend = backend_for(api_connection(endpoint, provider, model, token), local)
-            for text, _, _ in run(
+            for text, _, _, _ in run(
                 backend,
                 prompt,
                 max_new_tokens=max_new_tokens,

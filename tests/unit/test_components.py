@@ -111,7 +111,7 @@ def test_chat_run_streams_growing_reply_and_final_usage(local_backend):
 def test_text_generation_run_maps_ui_values_to_tgi(local_backend):
     # do_sample off: temperature/top_k/top_p are not sent, so the output is greedy and
     # equals a direct greedy call; top_p=1 and repetition_penalty=1 mean "off".
-    *_, (text, finish, line) = text_generation.run(
+    *_, (text, finish, line, html) = text_generation.run(
         local_backend,
         "The sky is",
         max_new_tokens=8,
@@ -126,7 +126,7 @@ def test_text_generation_run_maps_ui_values_to_tgi(local_backend):
 
 
 def test_text_generation_run_with_full_text_and_seed(local_backend):
-    *_, (text, finish, line) = text_generation.run(
+    *_, (text, finish, line, html) = text_generation.run(
         local_backend,
         "Once",
         max_new_tokens=5,
@@ -208,3 +208,54 @@ def test_waiting_line_names_a_loading_model():
     assert waiting_line(loading, started=0.0).startswith("⏳ Model X is loading (waited")
     ready = SimpleNamespace(status=lambda: BackendStatus("ready", "ok"))
     assert "waiting for the first token" in waiting_line(ready, started=0.0)
+
+
+def test_text_generation_run_renders_the_inspector_with_alternatives(local_backend):
+    *_, (text, finish, line, html) = text_generation.run(
+        local_backend, "The sky is", max_new_tokens=5, do_sample=False, top_n_tokens=2
+    )
+    assert html.count("data-step=") >= 5  # one chip per generated token (plus table rows)
+    assert "finish" in html.lower() or "length" in html
+
+
+def test_text_generation_best_of_and_prefill_answer_in_one_piece(local_backend):
+    updates = list(
+        text_generation.run(
+            local_backend,
+            "The sky is",
+            max_new_tokens=4,
+            do_sample=True,
+            best_of=2,
+            decoder_input_details=True,
+            temperature=1.0,
+        )
+    )
+    assert len(updates) == 2  # a "generating" notice, then the whole answer
+    text, finish, line, html = updates[-1]
+    assert text and finish and "best" in html.lower()
+
+
+def test_field_errors_name_each_refused_widget():
+    from components.generation_params import NAMES, field_errors, ui_values
+
+    values = dict(
+        max_new_tokens=8,
+        do_sample=False,
+        temperature=1e9,
+        top_k=0,
+        top_p=1.0,
+        typical_p=1.0,
+        seed=-1,
+        repetition_penalty=1.0,
+        frequency_penalty=0,
+        stop="",
+        return_full_text=False,
+        truncate=0,
+        best_of=2,
+        watermark=False,
+        top_n_tokens=3,
+        decoder_input_details=False,
+    )
+    errors = field_errors(ui_values(*[values[name] for name in NAMES]))
+    assert set(errors) == {"temperature", "best_of"}
+    assert "sampling" in errors["best_of"]
