@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 # Parameters TGI clients may send that this server does not serve yet: only their "off"
 # value is accepted.
 _OFF_VALUES: dict[str, tuple[Any, ...]] = {
-    "grammar": (None,),
     "adapter_id": (None,),
 }
 _CHAT_KEYS = {
@@ -60,6 +59,9 @@ _CHAT_KEYS = {
     "presence_penalty",
     "logprobs",
     "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
 }
 _CHAT_OFF_VALUES: dict[str, tuple[Any, ...]] = {
     "model": (),  # any value: one model is served
@@ -67,9 +69,6 @@ _CHAT_OFF_VALUES: dict[str, tuple[Any, ...]] = {
     "stream": (),
     "stream_options": (),
     "logit_bias": (None,),
-    "response_format": (None,),
-    "tools": (None,),
-    "tool_choice": (None,),
     "tool_prompt": (None,),
     "user": (),
 }

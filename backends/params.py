@@ -62,6 +62,7 @@ class TextGenerationParameters(BaseModel):
     decoder_input_details: bool = False
     best_of: int | None = Field(default=None, ge=1, le=MAX_BEST_OF)
     watermark: bool = False
+    grammar: dict[str, Any] | None = None  # {"type": "json"|"regex", "value": ...}; compiled later
 
     @property
     def sampling(self) -> bool:
@@ -103,6 +104,9 @@ class ChatCompletionParameters(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_N_TOKENS)
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_needs_logprobs(self) -> ChatCompletionParameters:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import threading
 import time
@@ -12,9 +13,11 @@ from typing import Any
 from huggingface_hub import (
     ChatCompletionOutput,
     ChatCompletionOutputComplete,
+    ChatCompletionOutputFunctionDefinition,
     ChatCompletionOutputLogprob,
     ChatCompletionOutputLogprobs,
     ChatCompletionOutputMessage,
+    ChatCompletionOutputToolCall,
     ChatCompletionOutputTopLogprob,
     ChatCompletionOutputUsage,
     TextGenerationOutputBestOfSequence,
@@ -23,6 +26,7 @@ from huggingface_hub import (
 from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
 from backends.local.engine import Engine
+from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, tool_call_schema
 from backends.local.model import Device, LoadedModel, load_model, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
 from backends.local.sampling import SamplingParams
@@ -215,6 +219,22 @@ class LocalBackend:
                 f"input or lower {name}.",
             )
 
+    @staticmethod
+    def _compile(loaded: LoadedModel, grammar: dict[str, Any] | None):
+        """TGI's ``grammar`` compiled for this tokenizer, or a 422-style error before any
+        compute (invalid JSON schema, invalid regex, unknown type)."""
+        if grammar is None:
+            return None
+        value = grammar.get("value")
+        if isinstance(value, dict) and "properties" in value and "type" not in value:
+            # A schema with properties but no type means an object to TGI (outlines), though
+            # JSON Schema would accept any value: follow TGI (the reference's own example).
+            grammar = {**grammar, "value": {"type": "object", **value}}
+        try:
+            return compile_grammar(loaded.tokenizer, grammar, eos_token_ids=loaded.eos_token_ids)
+        except GrammarError as exc:
+            raise InputValidationError(f"Invalid grammar: {exc}", field="grammar") from None
+
     def text_generation(
         self,
         prompt: str,
@@ -236,6 +256,7 @@ class LocalBackend:
         top_n_tokens: int | None = None,
         best_of: int | None = None,
         watermark: bool = False,
+        grammar: dict[str, Any] | None = None,
         stream: bool = False,
     ):
         """Like ``InferenceClient.text_generation``: a string, a ``TextGenerationOutput``
@@ -269,6 +290,7 @@ class LocalBackend:
             top_n_tokens=params.top_n_tokens or 0,
             watermark=params.watermark,
             prefill_details=params.decoder_input_details,
+            grammar=self._compile(loaded, params.grammar),
         )
         prefix = prompt if params.return_full_text else ""
         if stream:
@@ -308,6 +330,9 @@ class LocalBackend:
         presence_penalty: float | None = None,
         logprobs: bool = False,
         top_logprobs: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
         stream: bool = False,
     ):
         """Like ``InferenceClient.chat_completion``: a ``ChatCompletionOutput`` or an
@@ -318,6 +343,18 @@ class LocalBackend:
         if not messages:
             raise InputValidationError("`messages` cannot be empty", field="messages")
         checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
+        grammar, tool_mode = params.response_format, False
+        if params.tools and params.tool_choice != "none":
+            try:
+                schema = tool_call_schema(params.tools, params.tool_choice)
+            except GrammarError as exc:
+                raise InputValidationError(str(exc), field="tools") from None
+            if schema is not None:
+                # As TGI does for a chat template without tool support: the tools and the
+                # instruction go after the last message; the grammar enforces the shape.
+                grammar, tool_mode = {"type": "json", "value": schema}, True
+                note = f"{TOOL_PROMPT}{json.dumps(params.tools, ensure_ascii=False)}"
+                checked[-1] = {**checked[-1], "content": f"{checked[-1]['content']}\n{note}"}
         loaded, engine = self._require()
         prompt = loaded.tokenizer.apply_chat_template(
             checked, add_generation_prompt=True, tokenize=False
@@ -337,13 +374,27 @@ class LocalBackend:
             frequency_penalty=params.frequency_penalty,
             presence_penalty=params.presence_penalty,
             top_n_tokens=(params.top_logprobs or 0) if params.logprobs else 0,
+            grammar=self._compile(loaded, grammar),
         )
-        chunks = chat_stream(engine, ids, sampling, loaded.model_id, params.logprobs)
+        chunks = chat_stream(
+            engine, ids, sampling, loaded.model_id, params.logprobs, tool_mode=tool_mode
+        )
         if stream:
             return chunks
-        text, last, token_logprobs = "", None, []
+        text, last, token_logprobs, tool_calls = "", None, [], None
         for last in chunks:
             text += last.choices[0].delta.content or ""
+            if last.choices[0].delta.tool_calls:
+                tool_calls = [
+                    ChatCompletionOutputToolCall(
+                        function=ChatCompletionOutputFunctionDefinition(
+                            name=call.function.name, arguments=call.function.arguments
+                        ),
+                        id=call.id,
+                        type=call.type,
+                    )
+                    for call in last.choices[0].delta.tool_calls
+                ]
             if last.choices[0].logprobs is not None:
                 token_logprobs.extend(last.choices[0].logprobs.content)
         assert last is not None and last.usage is not None
@@ -352,7 +403,9 @@ class LocalBackend:
                 ChatCompletionOutputComplete(
                     finish_reason=last.choices[0].finish_reason,
                     index=0,
-                    message=ChatCompletionOutputMessage(role="assistant", content=text),
+                    message=ChatCompletionOutputMessage(
+                        role="assistant", content=text or None, tool_calls=tool_calls
+                    ),
                     logprobs=ChatCompletionOutputLogprobs(
                         content=[
                             ChatCompletionOutputLogprob(

@@ -6,6 +6,7 @@ request when closed, so a consumer that goes away never holds the engine.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from huggingface_hub import (
     ChatCompletionStreamOutput,
     ChatCompletionStreamOutputChoice,
     ChatCompletionStreamOutputDelta,
+    ChatCompletionStreamOutputDeltaToolCall,
+    ChatCompletionStreamOutputFunction,
     ChatCompletionStreamOutputLogprob,
     ChatCompletionStreamOutputLogprobs,
     ChatCompletionStreamOutputTopLogprob,
@@ -28,6 +31,7 @@ from huggingface_hub import (
 )
 
 from backends.local.engine import Engine, TokenEvent
+from backends.local.grammar import NO_TOOL, parse_tool_call
 from backends.local.sampling import SamplingParams
 
 VERSION = "0.1.0"
@@ -143,12 +147,21 @@ def chat_stream(
     sampling: SamplingParams,
     model_id: str,
     logprobs: bool = False,
+    *,
+    tool_mode: bool = False,
 ) -> Iterator[ChatCompletionStreamOutput]:
+    """Chat chunks. ``tool_mode``: the output is a grammar-shaped tool call, held back and
+    sent as ``delta.tool_calls`` at the end (or as content when the model chose no tool)."""
     chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     holdback = StopHoldback(sampling.stop)
     pending: list[ChatCompletionStreamOutputLogprob] = []  # tokens not yet sent
 
-    def chunk(content: str, finish: str | None = None, event: TokenEvent | None = None):
+    def chunk(
+        content: str | None,
+        finish: str | None = None,
+        event: TokenEvent | None = None,
+        tool_calls: list | None = None,
+    ):
         choice_logprobs = None
         if logprobs:
             choice_logprobs = ChatCompletionStreamOutputLogprobs(content=list(pending))
@@ -163,7 +176,9 @@ def chat_stream(
         return ChatCompletionStreamOutput(
             choices=[
                 ChatCompletionStreamOutputChoice(
-                    delta=ChatCompletionStreamOutputDelta(role="assistant", content=content),
+                    delta=ChatCompletionStreamOutputDelta(
+                        role="assistant", content=content, tool_calls=tool_calls
+                    ),
                     index=0,
                     finish_reason=finish,
                     logprobs=choice_logprobs,
@@ -189,6 +204,11 @@ def chat_stream(
                         ],
                     )
                 )
+            if tool_mode:
+                if event.finish_reason:
+                    yield _tool_chunk(chunk, event.generated_text or "", event)
+                    return
+                continue
             if event.finish_reason:
                 finish = "length" if event.finish_reason == "length" else "stop"
                 yield chunk(
@@ -201,3 +221,23 @@ def chat_stream(
                 text = holdback.feed(event.text)
                 if text:
                     yield chunk(text)
+
+
+def _tool_chunk(chunk, generated: str, event: TokenEvent) -> ChatCompletionStreamOutput:
+    """The last chunk of a tool-mode answer: the call (name + JSON arguments), or the
+    model's plain answer when it chose ``no_tool``; an answer cut short stays visible."""
+    try:
+        name, arguments = parse_tool_call(generated)
+    except ValueError:
+        return chunk(generated, "length", event)
+    if name == NO_TOOL:
+        return chunk(str(arguments.get("content", "")), "stop", event)
+    call = ChatCompletionStreamOutputDeltaToolCall(
+        function=ChatCompletionStreamOutputFunction(
+            name=name, arguments=json.dumps(arguments, ensure_ascii=False)
+        ),
+        id=f"call_{uuid.uuid4().hex[:12]}",
+        index=0,
+        type="function",
+    )
+    return chunk(None, "tool_calls", event, tool_calls=[call])

@@ -35,6 +35,7 @@ class SamplingParams:
     top_n_tokens: int = 0
     watermark: bool = False
     prefill_details: bool = False
+    grammar: Any = None  # a compiled grammar (backends.local.grammar); one state per sequence
 
     @property
     def sampling(self) -> bool:
@@ -120,6 +121,11 @@ class Sampler:
                 _OccurrencePenalty(params.frequency_penalty or 0.0, params.presence_penalty or 0.0)
             )
         self.needs_ids = bool(processors)
+        # The grammar masks before the warpers (as TGI orders them), so top_k/top_p pick
+        # among allowed tokens and never leave nothing to sample.
+        self.grammar = params.grammar.new_state() if params.grammar is not None else None
+        if self.grammar is not None:
+            processors.append(lambda _ids, scores: self.grammar.mask(scores))
         if self.sampling:
             if params.temperature is not None and params.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(params.temperature))
@@ -146,6 +152,8 @@ class Sampler:
         else:
             token = torch.argmax(logprobs, dim=-1)[0]
         token_id = int(token)
+        if self.grammar is not None:
+            self.grammar.advance(token_id)
         top: list[tuple[int, float]] = []
         if self.top_n:
             values, indices = torch.topk(logprobs[0], self.top_n)

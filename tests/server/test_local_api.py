@@ -623,3 +623,60 @@ def test_health_needs_no_key_but_info_does(guarded_api: str) -> None:
     # Load balancers and Spaces probe /health without credentials; it reveals only readiness.
     assert httpx.get(f"{guarded_api}/health", timeout=HTTP_TIMEOUT_S).status_code == 200
     assert httpx.get(f"{guarded_api}/info", timeout=HTTP_TIMEOUT_S).status_code == 401
+
+
+# -- constrained output through the API --------------------------------------------------
+
+
+def test_reference_case_5_grammar_example_works_with_only_the_url_changed(api: str) -> None:
+    # huggingface_hub's text_generation docs, "Case 5: generate constrained output using
+    # grammar", verbatim but for the client's URL (and no model id: the URL is the model).
+    client = InferenceClient(base_url=api)
+    response = client.text_generation(
+        prompt="I saw a puppy a cat and a raccoon during my bike ride in the park",
+        max_new_tokens=100,
+        repetition_penalty=1.3,
+        grammar={
+            "type": "json",
+            "value": {
+                "properties": {
+                    "location": {"type": "string"},
+                    "activity": {"type": "string"},
+                    "animals_seen": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "animals": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["location", "activity", "animals_seen", "animals"],
+            },
+        },
+    )
+    data = json.loads(response)
+    assert set(data) >= {"location", "activity", "animals_seen", "animals"}
+    assert 1 <= data["animals_seen"] <= 5
+
+
+def test_openai_tool_call_through_the_api(api: str) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "maxLength": 20}},
+                "required": ["city"],
+            },
+        },
+    }
+    client = openai.OpenAI(base_url=f"{api}/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "Weather in Rome?"}],
+        tools=[tool], tool_choice="required", max_tokens=50,
+    )  # fmt: skip
+    (call,) = reply.choices[0].message.tool_calls
+    assert reply.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments)["city"], str)
+
+
+def test_invalid_grammar_is_422_validation(http: httpx.Client) -> None:
+    body = {"inputs": "x", "parameters": {"grammar": {"type": "regex", "value": "(["}}}
+    message = assert_tgi_error(http.post("/generate", json=body), 422, "validation")
+    assert "grammar" in message.lower()
