@@ -6,13 +6,14 @@ Gradio API endpoint ``/chat`` takes just a message (every other input has a defa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
 from backends import Backend
-from backends.errors import BackendError
+from backends.errors import BackendError, InputValidationError
 from components import connection as connection_panel
 from components import show_code
 from components.common import (
@@ -33,6 +34,37 @@ from components.connection import api_connection, backend_for
 from presets import DEFAULT_PRESET, examples, presets
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+EXAMPLE_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "string", "maxLength": 200},
+            "confidence": {"enum": ["low", "medium", "high"]},
+        },
+        "required": ["answer", "confidence"],
+    },
+    indent=2,
+)
+EXAMPLE_TOOLS = json.dumps(
+    [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Get the current weather in a city",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "maxLength": 40},
+                        "unit": {"enum": ["celsius", "fahrenheit"]},
+                    },
+                    "required": ["city", "unit"],
+                },
+            },
+        }
+    ],
+    indent=2,
+)
 
 
 def message_text(content: Any) -> str:
@@ -63,15 +95,68 @@ def chat_parameters(
     top_p: float | None = None,
     seed: int | None = None,
     stop: list[str] | None = None,
+    response_format: dict | None = None,
+    tools: list[dict] | None = None,
+    tool_choice: str | None = None,
 ) -> dict:
-    """UI values → ``chat_completion`` keywords (``top_p=1`` means "off")."""
-    return {
+    """UI values → ``chat_completion`` keywords (``top_p=1`` means "off"; tools are only
+    sent when ``tool_choice`` is not "none")."""
+    params = {
         "max_tokens": max_tokens,
         "temperature": temperature,
         "top_p": None if top_p is not None and top_p >= 1 else top_p,
         "seed": seed,
         "stop": stop,
     }
+    if response_format:
+        params["response_format"] = response_format
+    if tools and tool_choice and tool_choice != "none":
+        params |= {"tools": tools, "tool_choice": tool_choice}
+    return params
+
+
+def _json_or_error(text: str, what: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputValidationError(f"The {what} is not valid JSON: {exc}", field=what) from None
+
+
+def widget_values(
+    max_tokens,
+    temperature,
+    top_p,
+    seed,
+    stop_text,
+    format_kind,
+    format_value,
+    tools_text,
+    tool_choice,
+) -> dict:
+    """The parameter widgets' values (on-screen order) as ``run``/``chat_parameters``
+    keywords. Raises ``InputValidationError`` for a schema or tool list that is not JSON."""
+    response_format = None
+    if format_kind == "json_schema":
+        response_format = {"type": "json", "value": _json_or_error(format_value, "JSON schema")}
+    elif format_kind == "regex":
+        response_format = {"type": "regex", "value": format_value}
+    tools = None
+    if tool_choice and tool_choice != "none":
+        tools = _json_or_error(tools_text, "tools")
+    return {
+        "max_tokens": int(max_tokens),
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "seed": optional_seed(seed),
+        "stop": parse_stop(stop_text),
+        "response_format": response_format,
+        "tools": tools,
+        "tool_choice": tool_choice,
+    }
+
+
+def _tool_call_text(call) -> str:
+    return f"🔧 Tool call: `{call.function.name}({call.function.arguments})`"
 
 
 def run(backend: Backend, messages: list[dict[str, str]], **values) -> Iterator[tuple[str, str]]:
@@ -86,6 +171,8 @@ def run(backend: Backend, messages: list[dict[str, str]], **values) -> Iterator[
             continue
         if chunk.choices:
             delta = chunk.choices[0].delta.content or ""
+            calls = chunk.choices[0].delta.tool_calls or []
+            delta += "\n".join(_tool_call_text(call) for call in calls)
             finish = chunk.choices[0].finish_reason or finish
             if delta:
                 stats.token()
@@ -212,7 +299,22 @@ def render(
                     lines=2,
                     info="One per line (up to 4); \\n = newline",
                 )
-    params = [connection, system_prompt, max_tokens, temperature, top_p, seed, stop_text]
+            with gr.Accordion("Structured output & tools", open=False):
+                format_kind = gr.Radio(
+                    ["text", "json_schema", "regex"], value="text", label="response_format"
+                )
+                format_value = gr.Code(
+                    EXAMPLE_SCHEMA, language="json", label="JSON schema (or regex)", lines=6
+                )
+                tool_choice = gr.Dropdown(
+                    ["none", "auto", "required"], value="none", label="tool_choice",
+                    info="auto: the model may answer or call a tool; required: it must call one",
+                )  # fmt: skip
+                tools_text = gr.Code(EXAMPLE_TOOLS, language="json", label="tools", lines=8)
+    params = [
+        connection, system_prompt, max_tokens, temperature, top_p, seed, stop_text,
+        format_kind, format_value, tools_text, tool_choice,
+    ]  # fmt: skip
     wire_presets(
         preset,
         preset_table,
@@ -220,17 +322,10 @@ def render(
         lambda p: [p.max_new_tokens, p.temperature, p.top_p],
     )
 
-    def code_request(conn, history, text, system, max_new, temp, nucleus, seed_value, stops):
+    def code_request(conn, history, text, system, *values):
         pending = [{"role": "user", "content": text}] if text and text.strip() else []
         messages = to_messages([*(history or []), *pending], system or "")
-        parameters = chat_parameters(
-            max_tokens=int(max_new),
-            temperature=float(temp),
-            top_p=float(nucleus),
-            seed=optional_seed(seed_value),
-            stop=parse_stop(stops),
-        )
-        return conn, messages, parameters
+        return conn, messages, chat_parameters(**widget_values(*values))
 
     with code_slot:
         show_code.render(
@@ -240,7 +335,7 @@ def render(
             api_key_required=api_key_required,
         )
 
-    def respond(history, conn, system, max_new, temp, nucleus, seed_value, stops):
+    def respond(history, conn, system, *values):
         """Stream the assistant's answer to the last user message into the chat."""
         history = list(history or [])
         if not history or history[-1].get("role") != "user":
@@ -252,15 +347,8 @@ def render(
             backend = backend_for(conn, local)
             notice = loading_notice(backend)
             yield (history + [{"role": "assistant", "content": notice}] if notice else history), ""
-            for reply, line in run(
-                backend,
-                to_messages(history, system or ""),
-                max_tokens=int(max_new),
-                temperature=float(temp),
-                top_p=float(nucleus),
-                seed=optional_seed(seed_value),
-                stop=parse_stop(stops),
-            ):
+            messages = to_messages(history, system or "")
+            for reply, line in run(backend, messages, **widget_values(*values)):
                 yield history + [{"role": "assistant", "content": reply}], line
         except BackendError as exc:
             show_error(exc)

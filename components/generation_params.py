@@ -4,6 +4,8 @@ penalties, output control, details), the mapping from widget values to
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, fields
 
 import gradio as gr
@@ -35,6 +37,8 @@ class ParameterPanel:
     watermark: gr.Checkbox
     top_n_tokens: gr.Slider
     decoder_input_details: gr.Checkbox
+    grammar_type: gr.Dropdown
+    grammar_value: gr.Code
 
     @property
     def widgets(self) -> list:
@@ -42,6 +46,18 @@ class ParameterPanel:
 
 
 NAMES = [f.name for f in fields(ParameterPanel)]
+EXAMPLE_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "hobbies": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+        },
+        "required": ["name", "age", "hobbies"],
+    },
+    indent=2,
+)
 
 
 def render_parameters() -> ParameterPanel:
@@ -113,6 +129,15 @@ def render_parameters() -> ParameterPanel:
                 info="Sample N sequences, keep the most likely (needs do_sample; no streaming)",
             )
             watermark = gr.Checkbox(False, label="watermark", info="Kirchenbauer et al., as TGI")
+        with gr.Tab("Structure"):
+            grammar_type = gr.Dropdown(
+                ["none", "json", "regex"], value="none", label="grammar",
+                info="Constrain the output: a JSON schema it must validate, or a regex it "
+                "must fully match",
+            )  # fmt: skip
+            grammar_value = gr.Code(
+                EXAMPLE_SCHEMA, language="json", label="JSON schema or regex", lines=6
+            )
         with gr.Tab("Details"):
             top_n_tokens = gr.Slider(
                 0,
@@ -128,7 +153,7 @@ def render_parameters() -> ParameterPanel:
     panel = ParameterPanel(
         max_new_tokens, do_sample, temperature, top_k, top_p, typical_p, seed,
         repetition_penalty, frequency_penalty, stop, return_full_text, truncate, best_of,
-        watermark, top_n_tokens, decoder_input_details,
+        watermark, top_n_tokens, decoder_input_details, grammar_type, grammar_value,
     )  # fmt: skip
     wire_presets(
         preset,
@@ -162,7 +187,21 @@ def ui_values(*values) -> dict:
         "watermark": bool(raw["watermark"]),
         "top_n_tokens": int(raw["top_n_tokens"] or 0),
         "decoder_input_details": bool(raw["decoder_input_details"]),
+        "grammar": _grammar(raw["grammar_type"], raw["grammar_value"]),
     }
+
+
+def _grammar(kind: str | None, value: str | None) -> dict | None:
+    """The grammar widgets as TGI's ``{"type", "value"}``; a schema that is not JSON stays
+    a string, which validation then refuses with the parser's reason."""
+    if not kind or kind == "none":
+        return None
+    if kind == "json":
+        try:
+            return {"type": "json", "value": json.loads(value or "")}
+        except json.JSONDecodeError as exc:
+            return {"type": "json", "value": f"invalid JSON: {exc}"}
+    return {"type": "regex", "value": value or ""}
 
 
 def _off(value, off):
@@ -197,6 +236,7 @@ def _sent(ui: dict) -> dict:
         "watermark": bool(ui.get("watermark")),
         "top_n_tokens": _off(ui.get("top_n_tokens"), 0),
         "decoder_input_details": bool(ui.get("decoder_input_details")),
+        "grammar": ui.get("grammar"),
     }
 
 
@@ -216,7 +256,16 @@ def _errors(values: dict) -> dict[str, str]:
 def field_errors(ui: dict) -> dict[str, str]:
     """``{parameter: reason}`` for every value TGI would refuse, to show next to its widget.
     Sampling values are checked even when greedy decoding leaves them out, as TGI does."""
-    return {**_errors(_warpers(ui)), **_errors(_sent(ui))}
+    errors = {**_errors(_warpers(ui)), **_errors(_sent(ui))}
+    grammar = ui.get("grammar")
+    if grammar and isinstance(grammar["value"], str) and grammar["value"].startswith("invalid"):
+        errors["grammar_value"] = grammar["value"]
+    elif grammar and grammar["type"] == "regex":
+        try:
+            re.compile(grammar["value"])
+        except re.error as exc:
+            errors["grammar_value"] = f"invalid regex: {exc}"
+    return errors
 
 
 def tgi_parameters(**ui) -> dict:

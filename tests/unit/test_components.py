@@ -255,7 +255,35 @@ def test_field_errors_name_each_refused_widget():
         watermark=False,
         top_n_tokens=3,
         decoder_input_details=False,
+        grammar_type="regex",
+        grammar_value="([",
     )
     errors = field_errors(ui_values(*[values[name] for name in NAMES]))
-    assert set(errors) == {"temperature", "best_of"}
+    assert set(errors) == {"temperature", "best_of", "grammar_value"}
     assert "sampling" in errors["best_of"]
+
+
+def test_chat_widget_values_build_response_format_and_tools():
+    from components.chat import EXAMPLE_SCHEMA, EXAMPLE_TOOLS, chat_parameters, widget_values
+
+    values = widget_values(
+        64, 0.7, 1.0, -1, "", "json_schema", EXAMPLE_SCHEMA, EXAMPLE_TOOLS, "none"
+    )
+    params = chat_parameters(**values)
+    assert params["response_format"]["type"] == "json" and "tools" not in params
+    params = chat_parameters(
+        **widget_values(64, 0.7, 1.0, -1, "", "text", "", EXAMPLE_TOOLS, "required")
+    )
+    assert params["tools"][0]["function"]["name"] == "get_weather"
+    assert params["tool_choice"] == "required" and "response_format" not in params
+    with pytest.raises(InputValidationError, match="not valid JSON"):
+        widget_values(64, 0.7, 1.0, -1, "", "json_schema", "{oops", "", "none")
+
+
+def test_chat_run_shows_a_tool_call(local_backend):
+    from components.chat import EXAMPLE_TOOLS, widget_values
+
+    values = widget_values(60, 0, 1.0, -1, "", "text", "", EXAMPLE_TOOLS, "required")
+    messages = [{"role": "user", "content": "Weather in Oslo, in celsius?"}]
+    *_, (reply, line) = chat.run(local_backend, messages, **values)
+    assert reply.startswith("🔧 Tool call: `get_weather(") and "finish: tool_calls" in line
