@@ -52,6 +52,9 @@ class Backend(Protocol):
         presence_penalty: float | None = None,
         logprobs: bool = False,
         top_logprobs: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
         stream: bool = False,
     ) -> ChatCompletionOutput | Iterable[ChatCompletionStreamOutput]: ...
 
@@ -76,6 +79,7 @@ class Backend(Protocol):
         top_n_tokens: int | None = None,
         best_of: int | None = None,
         watermark: bool = False,
+        grammar: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> str | TextGenerationOutput | Iterable[str] | Iterable[TextGenerationStreamOutput]: ...
 

@@ -324,6 +324,9 @@ class RemoteBackend:
         presence_penalty: float | None = None,
         logprobs: bool = False,
         top_logprobs: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
         stream: bool = False,
     ):
         """Like ``InferenceClient.chat_completion``.
@@ -359,6 +362,9 @@ class RemoteBackend:
             "presence_penalty": params.presence_penalty,
             "logprobs": params.logprobs or None,
             "top_logprobs": params.top_logprobs,
+            "response_format": params.response_format,
+            "tools": params.tools,
+            "tool_choice": params.tool_choice,
         }
         if not stream:
             return self._call("chat_completion", **kwargs)
@@ -385,6 +391,7 @@ class RemoteBackend:
         top_n_tokens: int | None = None,
         best_of: int | None = None,
         watermark: bool = False,
+        grammar: dict[str, Any] | None = None,
         stream: bool = False,
     ):
         """Like ``InferenceClient.text_generation`` (TGI's ``POST /``).
