@@ -33,6 +33,7 @@ FINISH_REASONS = {
     "eos_token": "eos_token — the model ended its answer",
     "stop_sequence": "stop_sequence — hit a stop sequence",
 }
+# Hover cards sit at z-index 50: above Gradio's block labels (40), below its toasts.
 # Whitespace drawn visibly in chips; everything else is shown exactly as generated.
 VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
@@ -50,7 +51,7 @@ border-radius:8px;padding:.5rem .6rem;margin-bottom:.6rem}
 font-family:var(--font-mono,ui-monospace,monospace);font-size:13px;line-height:1.35;
 padding:0 2px;margin:1px 1px;border-radius:4px;border-bottom:3px solid transparent;cursor:default}
 .tok-inspector .tok-chip:hover,.tok-inspector .tok-chip:focus{outline:2px solid var(--tk-fg);
-z-index:20}
+z-index:50}
 .tok-inspector .p-high{background:rgba(34,197,94,.22);border-bottom-color:#16a34a}
 .tok-inspector .p-mid{background:rgba(234,179,8,.28);border-bottom-color:#ca8a04}
 .tok-inspector .p-low{background:rgba(249,115,22,.32);border-bottom-color:#ea580c}
@@ -60,7 +61,7 @@ z-index:20}
 .tok-inspector .tok-prefill{background:transparent;border-bottom-color:transparent;
 color:var(--tk-dim)}
 .tok-inspector .tok-prompt{white-space:pre-wrap;color:var(--tk-dim)}
-.tok-inspector .tok-tip{display:none;position:absolute;left:0;top:calc(100% + 4px);z-index:30;
+.tok-inspector .tok-tip{display:none;position:absolute;left:0;top:calc(100% + 4px);z-index:50;
 width:max-content;min-width:12rem;max-width:min(24rem,80vw);white-space:normal;font-style:normal;
 background:var(--tk-bg);color:var(--tk-fg);border:1px solid var(--tk-line);border-radius:6px;
 padding:.4rem .55rem;box-shadow:0 4px 14px rgba(0,0,0,.25);font-size:12px;line-height:1.45}
@@ -70,13 +71,17 @@ word-break:break-all}
 .tok-inspector .tok-alt{display:grid;grid-template-columns:minmax(4rem,1fr) 5rem 3.6rem;gap:.4rem;
 align-items:center}
 .tok-inspector .tok-alt.chosen{font-weight:700}
+.tok-inspector .tok-tip-line{display:block}
+.tok-inspector .tok-tip-alts{margin-top:.3rem;color:var(--tk-dim)}
 .tok-inspector .tok-bar{display:block;height:6px;border-radius:3px;background:var(--tk-dim)}
+.tok-inspector .tok-bar.p-high{background:#16a34a}.tok-inspector .tok-bar.p-mid{background:#ca8a04}
+.tok-inspector .tok-bar.p-low{background:#ea580c}.tok-inspector .tok-bar.p-rare{background:#dc2626}
 .tok-inspector .tok-alt span:last-child,.tok-inspector td.num{text-align:right;
 font-variant-numeric:tabular-nums}
 .tok-inspector table{border-collapse:collapse;font-size:12px;width:100%}
 .tok-inspector th,.tok-inspector td{border-bottom:1px solid var(--tk-line);padding:2px 6px;
 text-align:left;vertical-align:top}
-.tok-inspector td code{white-space:pre}
+.tok-inspector td code{white-space:pre;background:var(--tk-bg2);border-radius:3px;padding:0 3px}
 .tok-inspector .tok-compare{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));
 gap:.6rem;margin-bottom:.6rem}
 .tok-inspector .tok-seq{border:1px solid var(--tk-line);border-radius:8px;padding:.4rem .5rem}
@@ -148,7 +153,8 @@ def _alternatives(token: Any, top: Sequence[Any] | None) -> str:
         )
     if not any(_field(alt, "id") == chosen_id for alt in top):
         rows.append(f'<span class="tok-empty">chosen token not in the top {len(top)}</span>')
-    return f"<span>Top {len(top)} alternatives:</span>{''.join(rows)}"
+    head = f'<span class="tok-tip-line tok-tip-alts">Top {len(top)} alternatives:</span>'
+    return head + "".join(rows)
 
 
 def _chip(token: Any, *, step: int, top: Sequence[Any] | None = None, attr: str = "data-step"):
@@ -161,7 +167,7 @@ def _chip(token: Any, *, step: int, top: Sequence[Any] | None = None, attr: str 
     tip = (
         f'<span class="tok-tip"><span class="tok-tip-text">'
         f"{html.escape(json.dumps(text, ensure_ascii=False))}</span>"
-        f"<span>id {html.escape(str(_field(token, 'id', '—')))}"
+        f'<span class="tok-tip-line">id {html.escape(str(_field(token, "id", "—")))}'
         f"{' · special' if special else ''} · p {format_probability(lp)}"
         f" · logprob {_format_logprob(lp)}</span>{_alternatives(token, top)}</span>"
     )
@@ -220,7 +226,7 @@ def _table(tokens: Sequence[Any], top_tokens: Sequence[Any] | None) -> str:
     for i, token in enumerate(tokens):
         lp = _logprob(token)
         alts = top_tokens[i] if i < len(top_tokens) else []
-        alt_text = ", ".join(
+        alt_text = " ".join(
             f"{'<b>' if _field(a, 'id') == _field(token, 'id') else ''}<code>"
             f"{_visible(_field(a, 'text', ''))}</code> {format_probability(_logprob(a))}"
             f"{'</b>' if _field(a, 'id') == _field(token, 'id') else ''}"
