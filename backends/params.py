@@ -29,6 +29,23 @@ WATERMARK_GAMMA = 0.5  # TGI's WATERMARK_GAMMA / WATERMARK_DELTA defaults
 WATERMARK_DELTA = 2.0
 
 
+def samples(
+    do_sample: bool,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    typical_p: float | None = None,
+) -> bool:
+    """TGI's rule: it samples when asked to, or when any warper is set (temperature ≠ 1,
+    top_k, top_p < 1, typical_p < 1); otherwise it decodes greedily."""
+    return do_sample or (
+        (temperature is not None and temperature != 1.0)
+        or top_k is not None
+        or (top_p is not None and top_p < 1.0)
+        or (typical_p is not None and typical_p < 1.0)
+    )
+
+
 def _check_stop(value: list[str] | None) -> list[str] | None:
     if value is not None and any(s == "" for s in value):
         raise ValueError("stop sequences must not be empty strings")
@@ -66,16 +83,7 @@ class TextGenerationParameters(BaseModel):
 
     @property
     def sampling(self) -> bool:
-        """TGI samples when asked to, or when any warper is set."""
-        return self.do_sample or any(
-            v is not None and v != off
-            for v, off in (
-                (self.temperature, 1.0),
-                (self.top_k, None),
-                (self.top_p, 1.0),
-                (self.typical_p, 1.0),
-            )
-        )
+        return samples(self.do_sample, self.temperature, self.top_k, self.top_p, self.typical_p)
 
     @model_validator(mode="after")
     def _best_of_rules(self) -> TextGenerationParameters:

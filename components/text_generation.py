@@ -33,14 +33,8 @@ from components.generation_params import (
     tgi_parameters,
     ui_values,
 )
-from components.inspector import render_inspector
+from components.inspector import FINISH_REASONS, render_inspector
 from presets import DEFAULT_PRESET, examples, presets
-
-FINISH_REASONS = {
-    "length": "length — reached max_new_tokens",
-    "eos_token": "eos_token — the model ended its answer",
-    "stop_sequence": "stop_sequence — hit a stop sequence",
-}
 
 
 def _stream_output(tokens: list, top: list, last) -> TextGenerationOutput:

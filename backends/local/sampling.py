@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from backends.params import WATERMARK_DELTA, WATERMARK_GAMMA
+from backends.params import WATERMARK_DELTA, WATERMARK_GAMMA, samples
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,7 @@ class SamplingParams:
 
     @property
     def sampling(self) -> bool:
-        warpers = (
-            (self.temperature is not None and self.temperature != 1.0)
-            or self.top_k is not None
-            or (self.top_p is not None and self.top_p < 1.0)
-            or (self.typical_p is not None and self.typical_p < 1.0)
-        )
-        return self.do_sample or warpers
+        return samples(self.do_sample, self.temperature, self.top_k, self.top_p, self.typical_p)
 
 
 @dataclass(frozen=True)
