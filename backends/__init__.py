@@ -83,6 +83,20 @@ class Backend(Protocol):
         stream: bool = False,
     ) -> str | TextGenerationOutput | Iterable[str] | Iterable[TextGenerationStreamOutput]: ...
 
+    def run_task(
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        *,
+        model: str | None = None,
+    ) -> Any:
+        """Run one of ``backends.tasks.TASKS`` (e.g. ``"image_classification"``): ``inputs``
+        and ``parameters`` use InferenceClient's keyword names and shapes, the result is what
+        ``InferenceClient.<name>`` returns. ``model`` picks the model for this task (a Hub
+        id, or for the local backend a directory); ``None``: the backend's default."""
+        ...
+
 
 _REGISTRY: dict[str, type] = {}
 

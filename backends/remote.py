@@ -48,6 +48,7 @@ from backends.params import (
     validate,
 )
 from backends.remote_errors import loading_delay, shorten, to_backend_error
+from backends.tasks import get_task, validate_parameters
 
 log = logging.getLogger(__name__)
 ParamsT = TypeVar("ParamsT", ChatCompletionParameters, TextGenerationParameters)
@@ -299,6 +300,26 @@ class RemoteBackend:
             raise UnavailableError(f"{self.target}/info is not JSON.", hint=hint) from exc
         except Exception as exc:
             raise self._error(exc) from exc
+
+    # -- other tasks -----------------------------------------------------------------------
+
+    def run_task(
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        *,
+        model: str | None = None,
+    ) -> Any:
+        """``InferenceClient.<name>(**inputs, **parameters)`` with the parameters checked first
+        (see ``backends.tasks``); ``model`` replaces this backend's Hub model id (ignored for
+        a URL target, which serves one model)."""
+        spec = get_task(name)
+        self._check_task(spec.hub_task)
+        kwargs = {**inputs, **validate_parameters(name, parameters or {})}
+        if model and self.base_url is None and model != self.model:
+            kwargs["model"] = model
+        return self._call(name, **kwargs)
 
     # -- generation ------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from backends.local.engine import Engine
 from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, tool_call_schema
 from backends.local.model import Device, LoadedModel, load_model, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
+from backends.local.pipelines import LocalTasks
 from backends.local.sampling import SamplingParams
 from backends.params import (
     WATERMARK_DELTA,
@@ -81,6 +82,8 @@ class LocalBackend:
         self._error: BackendError | None = None
         self._message = f"Loading {self.source.model_id}…"
         self._thread: threading.Thread | None = None
+        self._tasks: LocalTasks | None = None
+        self._tasks_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -208,6 +211,27 @@ class LocalBackend:
         }
 
     # -- generation ----------------------------------------------------------------------
+
+    # -- other tasks (transformers pipelines, loaded on first use) --------------------------
+
+    @property
+    def tasks(self) -> LocalTasks:
+        """The pipeline runner for every task in ``backends.tasks`` (built on first use)."""
+        with self._tasks_lock:
+            if self._tasks is None:
+                self._tasks = LocalTasks(device=self.device, cache_dir=self.cache_dir)
+            return self._tasks
+
+    def run_task(
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        *,
+        model: str | None = None,
+    ) -> Any:
+        """Run a task on a local transformers model (see ``LocalTasks.run``)."""
+        return self.tasks.run(name, inputs, parameters or {}, model=model)
 
     def _check_context(self, loaded: LoadedModel, n_input: int, max_new: int, name: str) -> None:
         if n_input + max_new > loaded.max_context:
