@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
+FAST_STAMP := $(VENV)/.fast-installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev run test test-unit lint bench
+.PHONY: setup setup-dev setup-fast run test test-unit lint bench
 
 setup: $(APP_STAMP)
 
@@ -26,17 +27,29 @@ $(DEV_STAMP): $(APP_STAMP) requirements-dev.txt requirements-dev-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
+## Optional fast CPU engine: llama.cpp via llama-cpp-python (compiles for ~10 min once;
+## pip caches the wheel). The app picks it automatically for GGUF models on CPU.
+setup-fast: $(FAST_STAMP)
+
+$(FAST_STAMP): $(APP_STAMP) requirements-fast.txt
+	$(PY) -m pip install --quiet -r requirements-fast.txt
+	touch $@
+
 ## Set up, then start the app on http://127.0.0.1:7860 (flags: make run ARGS="--port 8000")
 run: setup
 	$(PY) app.py $(ARGS)
 
-## Set up, then run every test tier (unit, server, browser)
-test: setup-dev
+## Set up (fast engine included, so its tests run too), then run every test tier
+test: setup-dev setup-fast
 	./scripts/install-chromium.sh
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: setup-dev
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+## Benchmark every installed engine: table, bench/results.json, bench/throughput.png
+bench: setup-dev setup-fast
+	$(PY) -m bench $(ARGS)
 
 lint: setup-dev
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
