@@ -271,9 +271,8 @@ def print_table(results: dict) -> None:
         for row in app["concurrency"]:
             label = f"{name} · {row['streams']} streams (aggregate)"
             print(f"{label:40} {row['median_ttft_s']:9.3f} {row['aggregate_tok_s']:8.1f}")
-        print(
-            f"{name + ' · cold start to first token':40} {app['cold_start_to_first_token_s']:9.1f} s"
-        )
+        cold = app["cold_start_to_first_token_s"]
+        print(f"{name + ' · cold start to first token':40} {cold:9.1f} s")
         print(f"{name + ' · app peak RSS':40} {app['peak_rss_mb']:9.0f} MB")
     print("\ntargets:")
     for name, value, goal, met in results["targets"]:
@@ -310,9 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out.with_name("throughput.png"))
     print_table(results)
-    print(
-        f"wrote {args.out.relative_to(ROOT)} and {args.out.with_name('throughput.png').relative_to(ROOT)}"
-    )
+    png = args.out.with_name("throughput.png")
+    print(f"wrote {args.out.relative_to(ROOT)} and {png.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
