@@ -315,11 +315,25 @@ class RemoteBackend:
         (see ``backends.tasks``); ``model`` replaces this backend's Hub model id (ignored for
         a URL target, which serves one model)."""
         spec = get_task(name)
+        if self.base_url is None and providers_for(spec.hub_task) == ["auto"]:
+            # InferenceClient would look the model up on the Hub, then refuse the task anyway.
+            raise InputValidationError(
+                f"No Inference Provider serves {spec.hub_task} through huggingface_hub.",
+                field="model",
+                hint="Give the URL of an endpoint that serves the model, or use the local backend.",
+            )
         self._check_task(spec.hub_task)
         kwargs = {**inputs, **validate_parameters(name, parameters or {})}
         if model and self.base_url is None and model != self.model:
             kwargs["model"] = model
-        return self._call(name, **kwargs)
+        method = name
+        if self.base_url is not None and name == "tabular_regression":
+            # huggingface_hub 2.4 routes tabular-regression to no provider (not even
+            # hf-inference), so InferenceClient refuses it for a URL. tabular_classification
+            # sends the same request ({"parameters": {}, "table": ...}) and parses the same
+            # reply (a JSON list).
+            method = "tabular_classification"
+        return self._call(method, **kwargs)
 
     # -- generation ------------------------------------------------------------------------
 
