@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pydantic
 
 from backends.errors import InputValidationError
+from backends.params import validate
 
 Group = Literal["image", "audio", "tables", "text"]
 InputKind = Literal["image", "audio", "text", "long_text", "table", "labels", "sentences"]
@@ -517,12 +518,10 @@ def _model_for(name: str) -> type[pydantic.BaseModel]:
 
 def validate_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """The parameters that were set (``None``, ``""`` and ``[]`` dropped), checked against
-    the task's bounds. Raises ``InputValidationError`` naming the field and its limit."""
+    the task's bounds. Raises ``InputValidationError`` naming each field and its limit, with
+    ``field`` the first one."""
     given = {k: v for k, v in parameters.items() if v is not None and v != "" and v != []}
-    try:
-        model = _model_for(get_task(name).name).model_validate(given)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "parameters"
-        raise InputValidationError(f"`{where}`: {first['msg']}.") from exc
+    # params.validate: the generation parameters' wording ("`top_k` must be <= 100 (got
+    # 101)"), every offending field named, and `field` set so a UI can point at the widget.
+    model = validate(_model_for(get_task(name).name), given)
     return model.model_dump(exclude_none=True)
