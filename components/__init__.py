@@ -5,13 +5,17 @@ from __future__ import annotations
 import gradio as gr
 
 from backends import Backend
-from components import chat, text_generation
+from backends.tasks import GROUPS
+from components import chat, tasks, text_generation
 from components.common import render_status
 
 TITLE = "Inference Playground"
+# The task tabs, after Chat and Text generation (one per group of backends.tasks).
+TASK_TABS = {"image": "image-tab", "audio": "audio-tab", "tables": "tables-tab", "text": "text-tab"}
 CSS = """
 #backend-status p { margin: 0; }
 #chat-stats, #tg-stats { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.task-description p { margin: 0.25em 0 0; font-size: 1.05em; }
 """
 
 
@@ -37,4 +41,8 @@ def build_ui(
             chat.render(backend, **options)
         with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
             text_generation.render(backend, **options)
+        task_options = dict(providers=options["providers"], api_key_required=api_key_required)
+        for group, elem_id in TASK_TABS.items():
+            with gr.Tab(GROUPS[group], id=group, elem_id=elem_id):
+                tasks.render_group(group, backend, **task_options)
     return demo

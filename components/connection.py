@@ -60,6 +60,27 @@ def backend_for(connection: Connection | None, local: Backend) -> Backend:
     return create_backend("remote", model=endpoint, provider=connection.provider, token=token)
 
 
+def backend_for_task(
+    connection: Connection | None, local: Backend, *, default_model: str | None
+) -> Backend:
+    """Like ``backend_for``, for a task tab: in Remote mode with no endpoint typed, requests
+    go to ``default_model`` (the task's recommended Hub model) via the chosen provider —
+    one panel serves many tasks, and each task needs its own model."""
+    if (
+        connection is not None
+        and connection.mode == REMOTE
+        and not connection.endpoint.strip()
+        and default_model
+    ):
+        return create_backend(
+            "remote",
+            model=default_model,
+            provider=connection.provider,
+            token=connection.token.strip() or None,
+        )
+    return backend_for(connection, local)
+
+
 def api_connection(endpoint: str, provider: str, model: str, token: str) -> Connection:
     """The Gradio API endpoints' remote arguments as a ``Connection`` (empty = local)."""
     mode = REMOTE if endpoint and endpoint.strip() else LOCAL

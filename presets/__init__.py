@@ -76,3 +76,61 @@ def presets() -> dict[str, GenerationPreset]:
 def examples() -> Examples:
     """The bundled examples (loaded once)."""
     return load_examples()
+
+
+# -- task tabs (presets/tasks.yaml) ------------------------------------------------------
+
+# Inputs whose example values are files next to tasks.yaml.
+_MEDIA_INPUTS = ("image", "audio", "table")
+
+
+class TaskPreset(BaseModel):
+    """One task's recommended remote model and its examples (input name → value; media
+    inputs are file paths, made absolute on load)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_model: str = Field(min_length=1)
+    examples: list[dict[str, str]] = Field(min_length=1)
+
+
+_TaskPresets = RootModel[dict[str, TaskPreset]]
+
+
+def load_task_presets(path: Path = HERE / "tasks.yaml") -> dict[str, TaskPreset]:
+    """Per task (``backends.tasks.TASKS`` names): the default remote model and examples.
+    Raises ``PresetError`` on unknown keys, unknown tasks or inputs, and missing files."""
+    from backends.tasks import TASKS  # a plain data module: no gradio, no torch
+
+    try:
+        table = _TaskPresets.model_validate(_read(path)).root
+    except ValidationError as exc:
+        raise PresetError(f"{path}: {exc}") from exc
+    for name, preset in table.items():
+        if name not in TASKS:
+            raise PresetError(f"{path}: unknown task {name!r}; known: {', '.join(TASKS)}")
+        inputs = {i.name: i.kind for i in TASKS[name].inputs}
+        for example in preset.examples:
+            for key, value in example.items():
+                if key not in inputs:
+                    raise PresetError(
+                        f"{path}: {name}: unknown input {key!r}; the task takes {list(inputs)}"
+                    )
+                if inputs[key] in _MEDIA_INPUTS:
+                    file = (path.parent / value).resolve()
+                    if not file.is_file():
+                        raise PresetError(f"{path}: {name}: no file {value!r}")
+                    example[key] = str(file)
+    return table
+
+
+@cache
+def task_presets() -> dict[str, TaskPreset]:
+    """The bundled task presets (loaded once)."""
+    return load_task_presets()
+
+
+def default_task_model(name: str) -> str | None:
+    """The Hub model Remote mode uses for task ``name`` when no endpoint is set."""
+    preset = task_presets().get(name)
+    return preset.default_model if preset else None

@@ -1,0 +1,265 @@
+"""Widgets for the task tabs, built from a ``TaskSpec``: one builder per input kind,
+parameter kind and output kind (``backends.tasks``). Layout only: events are wired in
+``components.tasks``.
+
+Parameters start unset ("default", an empty number or textbox): an unset parameter is not
+sent, so the server's own default applies. Booleans are a three-way choice for the same
+reason: a checkbox could not say "leave it to the server" (TEI normalizes embeddings unless
+told ``normalize=false``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from backends.tasks import Input, Param, TaskSpec
+from components.render_media import MAX_AUDIO_OUTPUTS
+
+DEFAULT_CHOICE = "default"
+BOOL_CHOICES = [DEFAULT_CHOICE, "true", "false"]
+EMPTY_TABLE = pd.DataFrame({"column 1": [""], "column 2": [""]})
+
+
+class ImageUpload(gr.Image):
+    """``gr.Image(type="filepath")`` that hands over the uploaded file untouched: no
+    re-encoding, and no Pillow error before the handler runs when the file is not an image,
+    so ``backends.media.check_image`` can say what is wrong and what is accepted."""
+
+    def get_block_name(self) -> str:
+        return "image"  # the same widget in the browser
+
+    def preprocess(self, payload):  # noqa: D102 - see gr.Image.preprocess
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
+@dataclass
+class InputWidgets:
+    """A task's input widgets. ``values``: what Run reads, in ``spec.inputs`` order.
+    ``examples``: what an example fills (a table's CSV upload rather than its grid).
+    ``csv``: each table grid's CSV upload, to wire."""
+
+    values: list[gr.components.Component]
+    examples: list[gr.components.Component]
+    csv: list[tuple[gr.File, gr.Dataframe]]
+
+
+def _input(spec: TaskSpec, item: Input, widgets: InputWidgets) -> None:
+    elem_id = f"{spec.name}-{item.name}"
+    if item.kind == "image":
+        widget = ImageUpload(
+            type="filepath",
+            image_mode=None,
+            label=item.label,
+            sources=["upload", "clipboard"],
+            height=300,
+            elem_id=elem_id,
+        )
+    elif item.kind == "audio":
+        widget = gr.Audio(
+            sources=["upload", "microphone"], type="filepath", label=item.label, elem_id=elem_id
+        )
+    elif item.kind == "table":
+        csv = gr.File(
+            label="Upload a CSV (fills the table)",
+            file_types=[".csv"],
+            height=90,
+            elem_id=f"{elem_id}-csv",
+        )
+        widget = gr.Dataframe(
+            EMPTY_TABLE,
+            label=f"{item.label} (editable; cells are sent as text)",
+            interactive=True,
+            datatype="str",
+            wrap=True,
+            max_height=320,
+            elem_id=elem_id,
+        )
+        widgets.values.append(widget)
+        widgets.examples.append(csv)
+        widgets.csv.append((csv, widget))
+        return
+    elif item.kind == "labels":
+        widget = gr.Textbox(
+            label=item.label, placeholder=item.placeholder, info="Comma-separated", elem_id=elem_id
+        )
+    elif item.kind == "sentences":
+        widget = gr.Textbox(
+            label=item.label,
+            placeholder=item.placeholder,
+            info="One per line",
+            lines=4,
+            elem_id=elem_id,
+        )
+    else:  # text, long_text
+        long = item.kind == "long_text"
+        widget = gr.Textbox(
+            label=item.label,
+            placeholder=item.placeholder,
+            lines=4 if long else 1,
+            max_lines=20 if long else 3,
+            elem_id=elem_id,
+        )
+    widgets.values.append(widget)
+    widgets.examples.append(widget)
+
+
+def input_widgets(spec: TaskSpec) -> InputWidgets:
+    """One widget per input (two for a table: the grid and its CSV upload)."""
+    widgets = InputWidgets([], [], [])
+    for item in spec.inputs:
+        _input(spec, item, widgets)
+    return widgets
+
+
+def _bounds(param: Param) -> str:
+    if param.minimum is None and param.maximum is None:
+        return ""
+    low = "" if param.minimum is None else f"{param.minimum:g}"
+    high = "" if param.maximum is None else f"{param.maximum:g}"
+    return f"{low}–{high}"
+
+
+def param_widget(spec: TaskSpec, param: Param) -> gr.components.Component:
+    """The widget for one parameter, starting at "the server's default" unless the
+    ``Param`` declares a default."""
+    info = "; ".join(part for part in (param.info, _bounds(param)) if part)
+    elem_id = f"{spec.name}-param-{param.name}"
+    if param.kind in ("int", "float"):
+        return gr.Number(
+            value=param.default,
+            label=param.label,
+            info=f"{info}{'; ' if info else ''}empty: server default",
+            minimum=param.minimum,
+            maximum=param.maximum,
+            precision=0 if param.kind == "int" else None,
+            step=1 if param.kind == "int" else 0.05,
+            elem_id=elem_id,
+        )
+    if param.kind == "bool":
+        value = DEFAULT_CHOICE if param.default is None else str(bool(param.default)).lower()
+        return gr.Radio(
+            BOOL_CHOICES, value=value, label=param.label, info=info or None, elem_id=elem_id
+        )
+    if param.kind == "choice":
+        return gr.Dropdown(
+            [DEFAULT_CHOICE, *param.choices],
+            value=param.default or DEFAULT_CHOICE,
+            label=param.label,
+            info=info or None,
+            elem_id=elem_id,
+        )
+    return gr.Textbox(
+        value=param.default or "",
+        label=param.label,
+        info=info + (" (comma-separated)" if param.kind == "labels" else ""),
+        placeholder="empty: server default",
+        elem_id=elem_id,
+    )
+
+
+def param_widgets(spec: TaskSpec) -> list[gr.components.Component]:
+    """The "Parameters" accordion's widgets, in ``spec.params`` order."""
+    if not spec.params:
+        gr.Markdown("This task takes no parameters.")
+        return []
+    with gr.Accordion("Parameters", open=False):
+        return [param_widget(spec, param) for param in spec.params]
+
+
+def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
+    """The widgets ``components.tasks.RENDERERS[spec.output]`` fills, in its order."""
+    kind, name = spec.output, spec.name
+
+    def eid(i: int) -> str:
+        return f"{name}-out-{i}"
+
+    if kind == "labels":
+        return [gr.Label(label="Result", num_top_classes=10, elem_id=eid(0))]
+    if kind == "boxes":
+        return [
+            gr.Image(
+                type="pil", format="png", label="Detections", interactive=False, elem_id=eid(0)
+            ),
+            gr.Dataframe(label="Boxes (pixels)", interactive=False, elem_id=eid(1)),
+        ]
+    if kind == "masks":
+        return [gr.AnnotatedImage(label="Segments", show_legend=True, elem_id=eid(0))]
+    if kind == "text":
+        return [
+            gr.Textbox(
+                label="Result", lines=4, interactive=False, buttons=["copy"], elem_id=eid(0)
+            ),
+            gr.Dataframe(label="Timestamps", interactive=False, visible=False, elem_id=eid(1)),
+        ]
+    if kind == "image":
+        return [
+            gr.Image(type="pil", format="png", label="Result", interactive=False, elem_id=eid(0))
+        ]
+    if kind == "audio":
+        return [gr.Audio(label="Audio", interactive=False, buttons=["download"], elem_id=eid(0))]
+    if kind == "audio_list":
+        return [
+            gr.Audio(
+                label=f"Output {i + 1}",
+                interactive=False,
+                visible=False,
+                buttons=["download"],
+                elem_id=eid(i),
+            )
+            for i in range(MAX_AUDIO_OUTPUTS)
+        ]
+    if kind == "answers":
+        return [
+            gr.Dataframe(label="Answers (best first)", interactive=False, elem_id=eid(0)),
+            gr.HighlightedText(
+                label="Best answer in the context",
+                visible=False,
+                color_map={"answer": "#f59e0b"},
+                elem_id=eid(1),
+            ),
+        ]
+    if kind == "entities":
+        return [
+            gr.HighlightedText(
+                label="Entities", show_legend=True, combine_adjacent=False, elem_id=eid(0)
+            ),
+            gr.Dataframe(label="Entity list", interactive=False, elem_id=eid(1)),
+        ]
+    if kind == "table_answer":
+        return [
+            gr.Textbox(label="Answer", interactive=False, elem_id=eid(0)),
+            gr.Dataframe(
+                label="Table (answer cells highlighted)",
+                interactive=False,
+                wrap=True,
+                elem_id=eid(1),
+            ),
+        ]
+    if kind == "table_predictions":
+        return [
+            gr.Dataframe(
+                label="Predictions (last column)", interactive=False, wrap=True, elem_id=eid(0)
+            )
+        ]
+    if kind == "scores":
+        return [
+            gr.Dataframe(
+                label="Similarity (most similar first)",
+                interactive=False,
+                wrap=True,
+                elem_id=eid(0),
+            )
+        ]
+    if kind == "embedding":
+        return [
+            gr.Markdown(elem_id=eid(0)),
+            gr.LinePlot(
+                x="dimension", y="value", label="Embedding values", height=220, elem_id=eid(1)
+            ),
+        ]
+    raise ValueError(f"no widgets for output kind {kind!r}")  # a new kind needs a builder

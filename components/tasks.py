@@ -1,0 +1,373 @@
+"""The task tabs (Image, Audio, Tables, Text tasks), built from ``backends.tasks``.
+
+Nothing here is written per task: widgets come from each ``TaskSpec`` (``task_widgets``),
+results are drawn by the renderer of its output kind (``RENDERERS``), and the recommended
+model and examples come from ``presets/tasks.yaml``. Adding a task is one ``TaskSpec`` and
+one preset entry.
+
+``run`` and the functions before it are plain Python (unit-tested with a fake backend);
+``render_group`` lays out one top-level tab and wires its events. Each task's Run button
+is also the app's Gradio API endpoint named after the InferenceClient method, e.g.
+``Client(url).predict(handle_file("cat.png"), api_name="/image_classification")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from backends import Backend
+from backends.errors import BackendError, GenerationError, InputValidationError
+from backends.media import check_audio, check_image, check_table, read_csv
+from backends.tasks import Group, Input, TaskSpec, tasks_in, validate_parameters
+from components import connection as connection_panel
+from components import render_media, renderers
+from components.common import show_error
+from components.connection import LOCAL, Connection, backend_for_task
+from components.renderers import Labelled
+from components.task_widgets import (
+    DEFAULT_CHOICE,
+    input_widgets,
+    output_widgets,
+    param_widgets,
+)
+from presets import default_task_model, task_presets
+
+# Task calls do not go through the chat engine's queue: several may run at once (remote
+# calls mostly wait on the network). One pool for all task tabs.
+TASK_CONCURRENCY_ID = "tasks"
+TASK_CONCURRENCY = 8
+
+RENDERERS: dict[str, Callable[[Any, dict], tuple]] = {
+    "labels": renderers.labels,
+    "boxes": render_media.boxes,
+    "masks": render_media.masks,
+    "text": renderers.text,
+    "image": render_media.image,
+    "audio": render_media.audio,
+    "audio_list": render_media.audio_list,
+    "answers": renderers.answers,
+    "entities": renderers.entities,
+    "table_answer": renderers.table_answer,
+    "table_predictions": renderers.table_predictions,
+    "scores": renderers.scores,
+    "embedding": renderers.embedding,
+}
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What one call shows: ``outputs`` for the task's output widgets (see
+    ``components.renderers``) and ``raw``, the result as JSON."""
+
+    outputs: tuple
+    raw: Any
+
+
+# -- from widget values to InferenceClient arguments ------------------------------------
+
+
+def split_labels(text: str | None) -> list[str]:
+    """Comma- or newline-separated labels, trimmed, empty ones dropped."""
+    return [part.strip() for part in (text or "").replace("\n", ",").split(",") if part.strip()]
+
+
+def split_lines(text: str | None) -> list[str]:
+    """One sentence per non-empty line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def table_from_frame(value: Any) -> dict[str, list[str]]:
+    """A ``gr.Dataframe`` value (pandas, or the API's ``{headers, data}``) as
+    InferenceClient's ``{column: [cell, …]}``, blank rows dropped, checked."""
+    if isinstance(value, dict) and "headers" in value:
+        value = pd.DataFrame(value.get("data") or [], columns=value["headers"])
+    frame = pd.DataFrame(value if value is not None else {})
+    frame = frame.fillna("").astype(str)
+    # An editable grid keeps a blank row to type into; it is not data.
+    frame = frame[frame.apply(lambda row: any(cell.strip() for cell in row), axis=1)]
+    return check_table({str(name): frame[name].tolist() for name in frame.columns})
+
+
+def load_csv(path: str | None) -> pd.DataFrame | None:
+    """An uploaded CSV as the table grid's value (``None`` when the upload was cleared).
+    Raises ``InputValidationError`` naming the problem and the limit."""
+    if not path:
+        return None
+    return pd.DataFrame(read_csv(path))
+
+
+def _optional(item: Input) -> bool:
+    # The registry marks optional text inputs in their label ("Prompt (optional)").
+    return "optional" in item.label.lower()
+
+
+def collect_inputs(spec: TaskSpec, values: Sequence[Any]) -> dict[str, Any]:
+    """Widget values (in ``spec.inputs`` order) as InferenceClient inputs; uploads are
+    checked first (``backends.media``) so a bad file gets a message naming the limits.
+    Raises ``InputValidationError``."""
+    inputs: dict[str, Any] = {}
+    for item, value in zip(spec.inputs, values, strict=True):
+        what = item.label.lower()
+        if item.kind in ("image", "audio"):
+            if not value:
+                raise InputValidationError(
+                    f"No {what} yet.",
+                    field=item.name,
+                    hint=f"Upload {item.kind} or pick an example.",
+                )
+            inputs[item.name] = check_image(value) if item.kind == "image" else check_audio(value)
+        elif item.kind == "table":
+            inputs[item.name] = table_from_frame(value)
+        elif item.kind in ("labels", "sentences"):
+            parts = split_labels(value) if item.kind == "labels" else split_lines(value)
+            if not parts:
+                how = "comma-separated" if item.kind == "labels" else "one per line"
+                raise InputValidationError(
+                    f"{item.label}: none given.", field=item.name, hint=f"Type them {how}."
+                )
+            inputs[item.name] = parts
+        else:
+            text = value or ""
+            if not text.strip():
+                if _optional(item):
+                    continue
+                raise InputValidationError(
+                    f"{item.label} is empty.", field=item.name, hint=f"Type the {what} first."
+                )
+            inputs[item.name] = text
+    return inputs
+
+
+def collect_parameters(spec: TaskSpec, values: Sequence[Any]) -> dict[str, Any]:
+    """The parameters that were set, in InferenceClient's types; unset ones ("default",
+    empty) are left out so the server's defaults apply. Raises ``InputValidationError``
+    naming the field and its bounds."""
+    given: dict[str, Any] = {}
+    for param, value in zip(spec.params, values, strict=True):
+        if value is None or value == DEFAULT_CHOICE or (isinstance(value, str) and not value):
+            continue
+        if param.kind == "bool":
+            value = value if isinstance(value, bool) else str(value).lower() == "true"
+        elif param.kind == "int" and float(value).is_integer():
+            value = int(value)
+        elif param.kind == "labels":
+            value = split_labels(value) if isinstance(value, str) else list(value)
+        given[param.name] = value
+    return validate_parameters(spec.name, given)
+
+
+# -- where a call goes ------------------------------------------------------------------
+
+
+def task_target(
+    connection: Connection | None, local: Backend, spec: TaskSpec, model: str | None
+) -> tuple[Backend, str | None]:
+    """The backend and model for one call. A typed model wins (a Hub id, or locally a
+    model directory); Remote mode with no endpoint uses the task's recommended model."""
+    typed = (model or "").strip() or None
+    default = typed or default_task_model(spec.name)
+    return backend_for_task(connection, local, default_model=default), typed
+
+
+def local_model_info(local: Backend, name: str) -> tuple[bool, str | None, str]:
+    """``(known, bundled model or None, description)`` from the local backend's task runner
+    (``LocalTasks.default_model`` / ``describe``); ``known`` is False when the backend
+    cannot tell (a test double, an older runner)."""
+    try:
+        runner = getattr(local, "tasks", None)
+        default = getattr(runner, "default_model", None)
+        describe = getattr(runner, "describe", None)
+        if not callable(default):
+            return False, None, ""
+        model = default(name)
+        return True, model, str(describe(name)) if callable(describe) else (model or "")
+    except Exception:  # a hint must never break the page
+        return False, None, ""
+
+
+def target_note(spec: TaskSpec, connection: Connection | None, local: Backend) -> str:
+    """Markdown above a task: where Run sends the request, and plainly when the local
+    backend has no model for this task."""
+    connection = connection or Connection()
+    recommended = default_task_model(spec.name)
+    if connection.mode == LOCAL:
+        known, model, description = local_model_info(local, spec.name)
+        if known and model:
+            return f"💻 **Local:** {description or model}"
+        remote = (
+            f"open **Connection** → *Remote endpoint* (recommended model: `{recommended}`)"
+            if recommended
+            else "open **Connection** → *Remote endpoint*"
+        )
+        if known:
+            return (
+                "⚠️ **No local model is bundled for this task.** Type a local model directory "
+                f"in *Model*, or {remote}."
+            )
+        return f"💻 **Local:** needs a local model directory in *Model*; or {remote}."
+    if connection.is_url:
+        return f"🌐 **Remote:** `{connection.endpoint}` (serves one model; *Model* is ignored)"
+    model = connection.endpoint.strip() or recommended
+    return f"🌐 **Remote:** `{model}` via {connection.provider} — type another Hub id in *Model*"
+
+
+def model_placeholder(spec: TaskSpec, connection: Connection | None, local: Backend) -> str:
+    """What an empty *Model* field means in the current mode."""
+    connection = connection or Connection()
+    if connection.mode == LOCAL:
+        known, model, _ = local_model_info(local, spec.name)
+        return f"empty: {model}" if model else "a local model directory"
+    if connection.is_url:
+        return "ignored: the endpoint URL serves one model"
+    return f"empty: {connection.endpoint.strip() or default_task_model(spec.name)}"
+
+
+# -- one call ---------------------------------------------------------------------------
+
+
+def run(
+    backend: Backend,
+    spec: TaskSpec,
+    input_values: Sequence[Any],
+    param_values: Sequence[Any],
+    *,
+    model: str | None = None,
+) -> TaskResult:
+    """Check the inputs and parameters, call ``backend.run_task`` and render the result.
+
+    Raises:
+        InputValidationError: A missing or bad input (before any call), a parameter out of
+            bounds.
+        BackendError: Whatever the backend raises; ``GenerationError`` when the result
+            cannot be shown (an endpoint that answered something else).
+    """
+    inputs = collect_inputs(spec, input_values)
+    parameters = collect_parameters(spec, param_values)
+    result = backend.run_task(spec.name, inputs, parameters, model=model)
+    try:
+        outputs = RENDERERS[spec.output](result, inputs)
+    except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        raise GenerationError(
+            f"The endpoint's answer is not a {spec.title.lower()} result: {exc}",
+            hint="Check that the model serves this task.",
+        ) from exc
+    return TaskResult(outputs, renderers.to_jsonable(result))
+
+
+def as_updates(outputs: Sequence[Any]) -> list:
+    """Renderer values as widget updates: ``None`` hides a widget, ``Labelled`` renames it."""
+    updates = []
+    for value in outputs:
+        if value is None:
+            updates.append(gr.update(value=None, visible=False))
+        elif isinstance(value, Labelled):
+            updates.append(gr.update(value=value.value, label=value.label, visible=True))
+        else:
+            updates.append(gr.update(value=value, visible=True))
+    return updates
+
+
+# -- layout and events ------------------------------------------------------------------
+
+
+def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
+    gr.Markdown(spec.description, elem_classes="task-description")
+    note = gr.Markdown(target_note(spec, None, local), elem_id=f"{spec.name}-note")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            inputs = input_widgets(spec)
+            model = gr.Textbox(
+                label="Model",
+                placeholder=model_placeholder(spec, None, local),
+                elem_id=f"{spec.name}-model",
+            )
+            params = param_widgets(spec)
+            run_btn = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
+        with gr.Column(scale=1):
+            outputs = output_widgets(spec)
+            with gr.Accordion("Raw result (JSON)", open=False):
+                raw = gr.JSON(elem_id=f"{spec.name}-raw")
+    preset = task_presets().get(spec.name)
+    if preset:
+        gr.Examples(
+            [[example.get(item.name, "") for item in spec.inputs] for example in preset.examples],
+            inputs=inputs.examples,
+            cache_examples=False,
+            examples_per_page=5,
+            label="Examples",
+        )
+
+    def fill_table(path):
+        try:
+            frame = load_csv(path)
+        except BackendError as exc:
+            show_error(exc)
+            return gr.skip()
+        return gr.skip() if frame is None else frame
+
+    for csv, grid in inputs.csv:
+        csv.change(fill_table, csv, grid, api_visibility="private", show_progress="hidden")
+
+    n_inputs, n_params = len(inputs.values), len(params)
+
+    def call(*values):
+        input_values = values[:n_inputs]
+        typed_model = values[n_inputs]
+        param_values = values[n_inputs + 1 : n_inputs + 1 + n_params]
+        try:
+            backend, chosen = task_target(values[-1], local, spec, typed_model)
+            result = run(backend, spec, input_values, param_values, model=chosen)
+        except BackendError as exc:
+            show_error(exc)
+            return [gr.skip()] * (len(outputs) + 1)  # what was shown stays
+        return [*as_updates(result.outputs), result.raw]
+
+    run_btn.click(
+        call,
+        [*inputs.values, model, *params, connection],
+        [*outputs, raw],
+        api_name=spec.name,
+        api_description=f"{spec.title}: {spec.description}",
+        concurrency_limit=TASK_CONCURRENCY,
+        concurrency_id=TASK_CONCURRENCY_ID,
+        show_progress="minimal",
+    )
+    return note, model
+
+
+def render_group(
+    group: Group, backend: Backend, *, providers: list[str], api_key_required: bool = False
+) -> None:
+    """One top-level tab (call inside a ``gr.Tab``): a Connection panel shared by the
+    group's tasks, then one inner tab per task (``elem_id`` ``task-<name>``).
+    ``api_key_required`` is accepted for symmetry with the other tabs (these have no
+    Show code panel yet)."""
+    del api_key_required
+    connection = connection_panel.render(backend, providers)
+    specs = tasks_in(group)
+    targets: list[gr.components.Component] = []
+    with gr.Tabs(overflow_behavior="wrap", elem_id=f"{group}-tasks"):
+        for spec in specs:
+            with gr.Tab(spec.title, id=spec.name, elem_id=f"task-{spec.name}"):
+                targets.extend(_render_task(spec, backend, connection))
+
+    def retarget(conn: Connection) -> list:
+        updates = []
+        for spec in specs:
+            updates.append(target_note(spec, conn, backend))
+            updates.append(gr.update(placeholder=model_placeholder(spec, conn, backend)))
+        return updates
+
+    connection.change(
+        retarget,
+        connection,
+        targets,
+        api_visibility="private",
+        show_progress="hidden",
+        queue=False,
+    )
