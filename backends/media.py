@@ -9,7 +9,7 @@ local backend decodes it for its model.
 from __future__ import annotations
 
 import io
-from math import gcd
+from math import ceil, gcd
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +86,17 @@ def decode_image(data: bytes) -> Image.Image:
         image.load()
     except InputValidationError:
         raise
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses past ~179 megapixels inside open(), before our own size check.
+        raise InputValidationError(
+            f"The image is larger than the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.",
+            hint="Resize it and upload it again.",
+        ) from exc
     except (
         UnidentifiedImageError,
         OSError,
         SyntaxError,
         ValueError,
-        Image.DecompressionBombError,
     ) as exc:
         raise InputValidationError(
             "This file is not an image Pillow can read.",
@@ -125,8 +130,10 @@ def check_audio(source: bytes | str | Path) -> bytes:
         )
     seconds = info.frames / info.samplerate
     if seconds > MAX_AUDIO_SECONDS:
+        # Whole seconds, rounded up: "10.0 min" for 601 s would read as within the limit.
+        minutes, rest = divmod(ceil(seconds), 60)
         raise InputValidationError(
-            f"The audio lasts {seconds / 60:.1f} min; the limit is {MAX_AUDIO_SECONDS // 60} min.",
+            f"The audio lasts {minutes} min {rest} s; the limit is {MAX_AUDIO_SECONDS // 60} min.",
             hint="Cut it into shorter pieces.",
         )
     return data
@@ -226,12 +233,26 @@ def read_csv(source: bytes | str | Path) -> dict[str, list[str]]:
     if not data.strip():
         raise InputValidationError("The CSV file is empty.", hint="Upload a CSV with a header row.")
     try:
+        # header=None: pandas would rename a repeated header ("a" → "a.1") and, when rows
+        # have one field more than the header, silently take the first column as the index.
+        # Read as plain rows, every row must have the header's field count.
         frame = pandas.read_csv(
-            io.BytesIO(data), dtype=str, keep_default_na=False, nrows=MAX_TABLE_ROWS + 1
+            io.BytesIO(data),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            nrows=MAX_TABLE_ROWS + 2,
         )
     except (pandas.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InputValidationError(
             f"The CSV file could not be read: {str(exc).splitlines()[0]}",
             hint="Upload a comma-separated UTF-8 file with a header row.",
         ) from exc
-    return check_table({str(name): frame[name].tolist() for name in frame.columns})
+    header, rows = [str(name).strip() for name in frame.iloc[0]], frame.iloc[1:]
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise InputValidationError(
+            f"The CSV file has two columns named {repeated[0]!r}.",
+            hint="Give every column its own name.",
+        )
+    return check_table({name: rows[i].tolist() for i, name in enumerate(header)})
