@@ -23,6 +23,10 @@ Use::
         backend.run_task("object_detection", {"image": png_bytes})   # → PAYLOADS values
         ep.posts()[-1].parameters, ep.posts()[-1].media               # what was sent
 
+Sample inputs for every task, the body InferenceClient must send for them and a check of
+the returned value are in ``tests/server/task_cases.py`` (``CASES[task]``); the uploads
+(``IMAGE_PNG``, ``AUDIO_WAV``, ``TABLE``) and the replies are in ``task_payloads.py``.
+
 ``url(behaviour, task)`` is ``http://127.0.0.1:<port>/<behaviour>/<task>``. The *task*
 segment picks the reply (``PAYLOADS[task]``); it is optional where the request's shape
 belongs to one task only (question answering, table QA, sentence similarity, document
