@@ -48,7 +48,7 @@ from backends.params import (
     validate,
 )
 from backends.remote_errors import loading_delay, shorten, to_backend_error
-from backends.tasks import get_task, validate_parameters
+from backends.tasks import check_inputs, get_task, validate_parameters
 
 log = logging.getLogger(__name__)
 ParamsT = TypeVar("ParamsT", ChatCompletionParameters, TextGenerationParameters)
@@ -323,7 +323,7 @@ class RemoteBackend:
                 hint="Give the URL of an endpoint that serves the model, or use the local backend.",
             )
         self._check_task(spec.hub_task)
-        kwargs = {**inputs, **validate_parameters(name, parameters or {})}
+        kwargs = {**check_inputs(name, inputs), **validate_parameters(name, parameters or {})}
         if model and self.base_url is None and model != self.model:
             kwargs["model"] = model
         method = name

@@ -53,6 +53,7 @@ class Input:
     kind: InputKind
     label: str
     placeholder: str = ""
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ _register(
         "image",
         "Image to image",
         "Transform an image (edit by prompt, super-resolution, …).",
-        (_image(), _text("prompt", "Prompt (optional)")),
+        (_image(), Input("prompt", "text", "Prompt (optional)", optional=True)),
         "image",
         _DIFFUSION,
         pipeline="image-to-image",
@@ -525,3 +526,32 @@ def validate_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]
     # 101)"), every offending field named, and `field` set so a UI can point at the widget.
     model = validate(_model_for(get_task(name).name), given)
     return model.model_dump(exclude_none=True)
+
+
+def check_inputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """``inputs`` with every input of task ``name`` present and non-empty and no other key;
+    raises ``InputValidationError`` naming the input (so a missing question or table gets a
+    sentence, not a TypeError from the client)."""
+    spec = get_task(name)
+    expected = {item.name: item for item in spec.inputs}
+    unknown = sorted(set(inputs) - set(expected))
+    if unknown:
+        raise InputValidationError(
+            f"{spec.title} takes no input named {', '.join(map(repr, unknown))}.",
+            field=unknown[0],
+            hint=f"Its inputs: {', '.join(expected)}.",
+        )
+    for item in spec.inputs:
+        value = inputs.get(item.name)
+        empty = value is None or (
+            not isinstance(value, (int, float)) and len(value) == 0  # "", b"", [], {}
+        )
+        if isinstance(value, str):
+            empty = not value.strip()
+        if empty and not item.optional:
+            raise InputValidationError(
+                f"{spec.title} needs {item.label.lower()}.",
+                field=item.name,
+                hint=f"Fill in {item.label!r} and run again.",
+            )
+    return {k: v for k, v in inputs.items() if v is not None and v != ""}

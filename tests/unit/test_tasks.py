@@ -215,3 +215,18 @@ def test_label_lists():
 def test_unknown_task():
     with pytest.raises(InputValidationError, match="Unknown task"):
         validate_parameters("image_captioning", {})
+
+
+def test_check_inputs_names_the_missing_input() -> None:
+    from backends.errors import InputValidationError
+    from backends.tasks import check_inputs
+
+    with pytest.raises(InputValidationError) as missing:
+        check_inputs("table_question_answering", {"table": {"a": ["1"]}, "query": "  "})
+    assert missing.value.field == "query"
+    assert "question" in missing.value.user_message().lower()
+    with pytest.raises(InputValidationError) as extra:
+        check_inputs("fill_mask", {"text": "a [MASK]", "image": b"x"})
+    assert extra.value.field == "image"
+    # An optional input may be left out.
+    assert check_inputs("image_to_image", {"image": b"png", "prompt": ""}) == {"image": b"png"}
