@@ -37,10 +37,12 @@ from pydantic import SecretStr
 from backends import BackendStatus, register_backend
 from backends.errors import (
     BackendError,
+    GenerationError,
     IncompleteGenerationError,
     InputValidationError,
     UnavailableError,
 )
+from backends.media import check_audio
 from backends.params import (
     ChatCompletionParameters,
     ChatMessage,
@@ -333,7 +335,22 @@ class RemoteBackend:
             # sends the same request ({"parameters": {}, "table": ...}) and parses the same
             # reply (a JSON list).
             method = "tabular_classification"
-        return self._call(method, **kwargs)
+        result = self._call(method, **kwargs)
+        if spec.output == "audio":
+            self._check_audio_reply(result)
+        return result
+
+    def _check_audio_reply(self, data: bytes) -> None:
+        """InferenceClient hands back any bytes as audio: an HTML error page must not reach
+        the player as a broken file."""
+        try:
+            check_audio(data)
+        except InputValidationError as exc:
+            raise GenerationError(
+                f"{self.target} answered with something that is not audio "
+                f"({shorten(repr(data[:40]), 60)}).",
+                hint="Check that the endpoint serves a text-to-speech model.",
+            ) from exc
 
     # -- generation ------------------------------------------------------------------------
 

@@ -131,8 +131,14 @@ def to_backend_error(
         )
     if isinstance(exc, json.JSONDecodeError):
         return GenerationError(
-            f"{target} sent a malformed event: {shorten(exc.doc, 80)!r}",
-            hint="Is this a TGI or OpenAI-compatible server? Check the URL.",
+            f"{target} sent a malformed reply: {shorten(exc.doc, 80)!r}",
+            hint="Is this an inference server (TGI, Inference Endpoint, OpenAI-compatible)? "
+            "Check the URL.",
+        )
+    if type(exc).__name__ == "UnidentifiedImageError":  # PIL, without importing it here
+        return GenerationError(
+            f"{target} answered with something that is not an image.",
+            hint="Check that the endpoint serves a model for this task.",
         )
     if isinstance(exc, httpx2.TransportError | ConnectionError):
         return UnavailableError(

@@ -256,7 +256,7 @@ def test_connection_refused_names_the_url(endpoint):
         ("stall-3", IncompleteGenerationError, "no data for 1 s", 3),
         ("truncated-4", IncompleteGenerationError, "ended before the generation finished", 4),
         ("error-2", GenerationError, "CUDA out of memory", 2),
-        ("malformed", GenerationError, "malformed event: '{not", 1),
+        ("malformed", GenerationError, "malformed reply: '{not", 1),
     ],
 )
 def test_mid_stream_failures_keep_the_partial_chunks(

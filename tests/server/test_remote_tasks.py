@@ -199,13 +199,23 @@ def test_model_still_loading_after_load_wait(endpoint):
     assert len(endpoint.posts()) >= 2  # it did retry
 
 
-@pytest.mark.parametrize("name", ["text_classification", "image_to_text", "text_to_image"])
-def test_a_reply_of_the_wrong_kind_is_a_backend_error(endpoint, name):
-    # An HTML page where JSON or an image was expected (a proxy's page, a wrong URL).
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("text_classification", "malformed reply"),
+        ("image_to_text", "malformed reply"),
+        ("text_to_image", "not an image"),
+        ("text_to_speech", "not audio"),
+    ],
+)
+def test_a_reply_of_the_wrong_kind_is_a_backend_error(endpoint, name, says):
+    # An HTML page where JSON, an image or audio was expected (a proxy's page, a wrong URL).
     url = endpoint.url("garbage", name)
     with pytest.raises(BackendError) as info:
         RemoteBackend(base_url=url).run_task(name, CASES[name].inputs)
     assert url in info.value.message
+    assert says in info.value.message
+    assert "Unexpected" not in info.value.message
 
 
 # -- Hub model ids: the provider must serve the task --------------------------------------
