@@ -1,0 +1,142 @@
+"""Which engine generates text locally, and building it.
+
+Two engines serve the same Backend protocol with the same parameter semantics:
+
+- ``transformers`` (``backends.local.engine.Engine``): the default; CUDA or CPU, any
+  transformers model, continuous batching. GGUF files are de-quantized to fp32 first.
+- ``llama.cpp`` (``backends.local.llamacpp.LlamaCppEngine``): GGUF files on the CPU through
+  llama.cpp's quantized kernels, one request at a time; several times faster on CPU. Needs
+  the optional extra ``requirements-fast.txt`` (``make setup-fast``).
+
+``--engine auto`` (the default) picks llama.cpp when the model is a GGUF file, generation
+runs on the CPU and llama-cpp-python is installed; transformers otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from backends.errors import UnavailableError
+from backends.local.llamacpp import INSTALL_HINT, SUPPORTED, llamacpp_available
+from backends.local.model import (
+    Device,
+    LoadedModel,
+    ModelSource,
+    load_model,
+    load_tokenizer_only,
+)
+
+__all__ = [
+    "ENGINE_CHOICES",
+    "EngineName",
+    "create_engine",
+    "llamacpp_available",
+    "load_for_engine",
+    "select_engine",
+    "supported_parameters",
+]
+
+log = logging.getLogger(__name__)
+
+EngineName = Literal["transformers", "llama.cpp"]
+ENGINE_CHOICES = ("auto", "transformers", "llama.cpp")
+"""The values ``--engine`` accepts."""
+
+
+def _runs_on_cpu(device: str) -> bool:
+    if device == "cpu":
+        return True
+    if device == "cuda":
+        return False
+    import torch  # "auto": where the transformers engine would run
+
+    return not torch.cuda.is_available()
+
+
+def select_engine(kind: str, source: ModelSource, device: Device | str = "auto") -> EngineName:
+    """The engine for ``--engine kind`` on ``source`` with ``--device device``.
+
+    ``auto``: ``llama.cpp`` when ``source`` is a GGUF file, the device is the CPU (``cpu``,
+    or ``auto`` without CUDA) and llama-cpp-python imports; ``transformers`` otherwise.
+
+    Raises:
+        UnavailableError: an unknown ``kind``, or ``llama.cpp`` forced where it cannot run
+            (not installed, not a GGUF file, ``--device cuda``); the hint says what to do.
+    """
+    if kind not in ENGINE_CHOICES:
+        raise UnavailableError(
+            f"Unknown engine {kind!r}.", hint="Use --engine auto, transformers or llama.cpp."
+        )
+    if kind == "transformers":
+        return "transformers"
+    if kind == "auto":
+        if source.kind != "gguf" or device == "cuda" or not llamacpp_available():
+            return "transformers"
+        return "llama.cpp" if _runs_on_cpu(device) else "transformers"
+    if source.kind != "gguf":
+        raise UnavailableError(
+            f"The llama.cpp engine runs GGUF files; {source.model_id} is not one.",
+            hint="Pass a .gguf file with --model, or use --engine transformers.",
+        )
+    if device == "cuda":
+        raise UnavailableError(
+            "The llama.cpp engine runs on the CPU, but --device cuda was asked for.",
+            hint="Drop --device cuda, or use --engine transformers for the GPU.",
+        )
+    if not llamacpp_available():
+        raise UnavailableError(
+            "--engine llama.cpp was asked for, but llama-cpp-python is not installed.",
+            hint=INSTALL_HINT,
+        )
+    return "llama.cpp"
+
+
+def load_for_engine(
+    engine: EngineName,
+    source: ModelSource,
+    *,
+    device: Device = "auto",
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> LoadedModel:
+    """What ``engine`` needs loaded: the whole model for transformers, only the tokenizer
+    and config for llama.cpp (it reads the GGUF's weights itself; ``model`` is None)."""
+    if engine == "llama.cpp":
+        return load_tokenizer_only(source, cache_dir=cache_dir, progress=progress)
+    return load_model(source, device=device, cache_dir=cache_dir, progress=progress)
+
+
+def create_engine(
+    engine: EngineName, loaded: LoadedModel, *, model_path: str | None = None, **options: Any
+):
+    """Build ``engine`` over ``loaded``: an ``Engine`` or a ``LlamaCppEngine``, both with
+    ``submit(input_ids, params) -> TokenStream``, ``queue_size``, ``max_queue``, ``stats()``
+    and ``shutdown()``.
+
+    Args:
+        engine: ``select_engine``'s answer.
+        loaded: ``load_for_engine``'s answer for the same engine.
+        model_path: the ``.gguf`` file (``ModelSource.location``); llama.cpp only.
+        **options: passed on: ``max_queue`` for both; ``max_batch_size`` and
+            ``max_batch_tokens`` for transformers; ``n_ctx`` and ``n_threads`` for llama.cpp.
+    """
+    if engine == "llama.cpp":
+        from backends.local.llamacpp import LlamaCppEngine
+
+        if model_path is None:
+            raise ValueError("the llama.cpp engine needs model_path (the .gguf file)")
+        return LlamaCppEngine(loaded, model_path, **options)
+    if engine == "transformers":
+        from backends.local.engine import Engine
+
+        return Engine(loaded, **options)
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+def supported_parameters(engine: EngineName) -> frozenset[str] | None:
+    """The ``SamplingParams`` fields ``engine`` honours (None: all of them), so the UI can
+    grey out the rest. Today llama.cpp honours every one (see ``llamacpp.SUPPORTED``)."""
+    return SUPPORTED if engine == "llama.cpp" else None

@@ -1,0 +1,412 @@
+"""A fast CPU engine for GGUF models: llama.cpp's quantized kernels, our sampling.
+
+``LlamaCppEngine`` has ``Engine``'s public interface (``submit`` → ``TokenStream`` of
+``TokenEvent``, ``queue_size``, ``max_queue``, ``shutdown``) and the same log lines. It runs
+the GGUF through llama-cpp-python's low-level API: llama.cpp computes the logits (the
+prompt in batches of ``n_batch``, then one token a step on its KV cache) and writes them into
+its own buffer; that buffer is wrapped as a torch tensor without a copy and handed to the
+same ``Sampler`` the transformers engine uses, so seeds, penalties, grammars, the watermark
+and ``top_n_tokens`` mean exactly the same thing on both engines. Only the logits differ
+(4-bit weights instead of fp32 ones), not the rules that turn them into tokens.
+
+Requests are served one at a time, in arrival order (llama.cpp runs one sequence here, and
+on 2 cores a second one would only share the same cores). The consumer's ``close()`` is
+checked before every step, so a cancelled request stops within one token.
+
+Speed: greedy decoding runs at raw llama.cpp's speed (the sampler's argmax over the
+logits costs ~0.06 ms a token against ~8 ms for llama.cpp's step). Sampling pays what our
+``Sampler`` costs on one core: ~1.5 ms a token for the seeded multinomial over the whole
+vocabulary, ~3 ms more for ``top_p``'s full sort (measured on the bundled SmolLM2-135M).
+
+llama-cpp-python is an optional extra (``requirements-fast.txt``; it compiles llama.cpp,
+minutes): it is imported only when an engine is built. ``llamacpp_available()`` says
+whether it can be.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from backends.errors import GenerationError, InputValidationError, OverloadedError, UnavailableError
+from backends.local.engine import TokenStream
+from backends.local.model import LoadedModel
+from backends.local.sampling import SamplingParams
+from backends.local.sequence import Request, Sequence, end_request
+
+# The engine's logger, so "request done" (logged by ``Sequence``) and "request cancelled"
+# lines come from one place whichever engine runs.
+log = logging.getLogger("backends.local.engine")
+
+INSTALL_HINT = (
+    "Run `make setup-fast` (or `pip install llama-cpp-python==0.3.36`; it compiles llama.cpp, "
+    "a few minutes)."
+)
+
+SUPPORTED: frozenset[str] = frozenset(
+    {
+        "max_new_tokens",
+        "do_sample",
+        "temperature",
+        "top_k",
+        "top_p",
+        "typical_p",
+        "repetition_penalty",
+        "frequency_penalty",
+        "presence_penalty",
+        "seed",
+        "stop",
+        "top_n_tokens",
+        "watermark",
+        "prefill_details",
+        "grammar",
+    }
+)
+"""``SamplingParams`` fields this engine honours. Every field there is today: the logits go
+through our own ``Sampler``, and prompt logprobs are computed from llama.cpp's logits of every
+prompt position. A field added to ``SamplingParams`` later is refused (``unsupported``) until
+it is added here, so a request never silently loses a parameter on this engine."""
+
+
+def llamacpp_available() -> bool:
+    """Whether llama-cpp-python is installed and its compiled library loads."""
+    try:
+        import llama_cpp  # noqa: F401
+    except (ImportError, OSError):  # OSError: the shared library is missing or broken
+        return False
+    return True
+
+
+def unsupported(params: SamplingParams | Mapping[str, Any]) -> list[str]:
+    """Names of the parameters set in ``params`` that this engine does not honour.
+
+    ``params`` is a ``SamplingParams`` (a field counts as set when it differs from its
+    default) or a mapping of parameter name → value (set when not None).
+    """
+    if isinstance(params, Mapping):
+        given = [name for name, value in params.items() if value is not None]
+    else:
+        given = [
+            f.name for f in dataclasses.fields(params) if getattr(params, f.name) != _default(f)
+        ]
+    return [name for name in given if name not in SUPPORTED]
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return object()  # a required field is always "set"; compared with != it never matches
+
+
+def check_supported(params: SamplingParams | Mapping[str, Any]) -> None:
+    """Raise ``InputValidationError`` naming the first parameter this engine cannot honour."""
+    names = unsupported(params)
+    if names:
+        raise InputValidationError(
+            f"`{names[0]}` is not supported by the llama.cpp engine.",
+            field=names[0],
+            hint="Leave it unset, or start the playground with `--engine transformers`.",
+        )
+
+
+def physical_cores() -> int:
+    """Physical cores available to this process: llama.cpp is slower with one thread per
+    hyper-thread than with one per core."""
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False)
+    except ImportError:
+        cores = None
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    counts = [c for c in (cores, available, os.cpu_count()) if c]
+    return max(1, min(counts)) if counts else 1
+
+
+class _LlamaContext:
+    """One llama.cpp sequence: ``decode`` tokens at a position, read the logits in place."""
+
+    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int) -> None:
+        try:
+            import llama_cpp
+        except (ImportError, OSError) as exc:
+            raise UnavailableError(
+                f"The llama.cpp engine needs llama-cpp-python: {exc}", hint=INSTALL_HINT
+            ) from exc
+        self._lib = llama_cpp
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_gpu_layers=0,
+                logits_all=False,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
+            raise UnavailableError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        self.n_ctx = self.llm.n_ctx()
+        self.n_batch = self.llm.n_batch
+        self.n_vocab = self.llm.n_vocab()
+        self.file_type = self._file_type(self.llm.metadata.get("general.file_type"))
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+
+    @staticmethod
+    def _file_type(value: str | None) -> str:
+        """``general.file_type`` as a name (``Q4_1``), for the model's dtype label."""
+        try:
+            from gguf import LlamaFileType
+
+            return LlamaFileType(int(value)).name.removeprefix("MOSTLY_")
+        except (ImportError, TypeError, ValueError):
+            return "gguf"
+
+    def clear(self) -> None:
+        """Forget every position (a new request starts from an empty KV cache)."""
+        self._lib.llama_memory_clear(self._lib.llama_get_memory(self.llm.ctx), True)
+
+    def decode(self, tokens: list[int], n_past: int, *, all_logits: bool = False):
+        """Run ``tokens`` (at most ``n_batch``) at positions ``n_past…`` and return their
+        logits as a ``[rows, vocab]`` float32 tensor over llama.cpp's own buffer (every
+        row with ``all_logits``, else the last). Valid until the next ``decode``."""
+        import numpy as np
+        import torch
+
+        batch, n = self._batch, len(tokens)
+        batch.n_tokens = n
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = n_past + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = all_logits
+        batch.logits[n - 1] = True
+        status = self._lib.llama_decode(self.llm.ctx, batch)
+        if status != 0:
+            reason = {1: "no room left in the KV cache", 2: "aborted"}.get(status, "error")
+            raise GenerationError(f"llama.cpp decode failed ({reason}, status {status}).")
+        rows = n if all_logits else 1
+        pointer = (
+            self._lib.llama_get_logits(self.llm.ctx)
+            if all_logits
+            else self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+        )
+        address = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float))
+        return torch.from_numpy(np.ctypeslib.as_array(address, shape=(rows, self.n_vocab)))
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._lib.llama_batch_free(self._batch)
+            self._batch = None
+        self.llm.close()
+
+
+class LlamaCppEngine:
+    """Serves one request at a time, in arrival order; at most ``max_queue`` in flight.
+
+    Args:
+        loaded: the tokenizer, EOS ids and context size (``load_tokenizer_only`` gives one
+            without torch weights); the HF tokenizer encodes and decodes, as on the
+            transformers engine (its ids are the GGUF's vocabulary).
+        model_path: the ``.gguf`` file llama.cpp runs.
+        max_queue: requests in flight (running + waiting) past which ``submit`` refuses.
+        n_ctx: positions of llama.cpp's KV cache (default: the model's context).
+        n_threads: llama.cpp threads (default: the physical cores).
+
+    Raises:
+        UnavailableError: llama-cpp-python is missing, or llama.cpp cannot load the file.
+    """
+
+    name = "llama.cpp"
+    max_batch_size = 1
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        model_path: str,
+        *,
+        max_queue: int = 64,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.max_queue = max_queue
+        self.n_threads = n_threads or physical_cores()
+        self._context = _LlamaContext(
+            model_path, n_ctx=n_ctx or loaded.max_context, n_threads=self.n_threads
+        )
+        self.dtype = self._context.file_type
+        self._cond = threading.Condition()  # guards the three fields below
+        self._pending: deque[Request] = deque()
+        self._in_flight = 0
+        self._stopping = False
+        self._special_ids = frozenset(loaded.tokenizer.all_special_ids) | loaded.eos_token_ids
+        self._thread = threading.Thread(target=self._run, name="llama.cpp-engine", daemon=True)
+        self._thread.start()
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        """What runs the model, for the UI's status line."""
+        return f"llama.cpp ({self.dtype}, {self.n_threads} threads, one request at a time)"
+
+    @property
+    def queue_size(self) -> int:
+        """Requests submitted and not yet finished (the running one included)."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued behind the running one."""
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        """1 while a request is being served, else 0."""
+        return max(0, self._in_flight - len(self._pending))
+
+    def stats(self) -> dict[str, int]:
+        """``Engine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (here: the
+        KV cache size) and the limits (a batch of one)."""
+        return {
+            "running": self.running,
+            "waiting": self.waiting,
+            "batch_tokens": self._context.n_ctx,
+            "max_batch_size": 1,
+            "max_batch_tokens": self._context.n_ctx,
+            "max_queue": self.max_queue,
+        }
+
+    def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
+        """Queue a request. Raises ``InputValidationError`` for a parameter this engine
+        does not honour and ``OverloadedError`` past ``max_queue`` in flight."""
+        check_supported(params)
+        request = Request(list(input_ids), params)
+        with self._cond:
+            if self._stopping:
+                raise UnavailableError("The local model has shut down.")
+            if self._in_flight >= self.max_queue:
+                raise OverloadedError(
+                    f"The local model is busy ({self._in_flight} requests queued).",
+                    hint="Retry in a moment.",
+                )
+            self._in_flight += 1
+            self._pending.append(request)
+            self._cond.notify()
+        return TokenStream(request)
+
+    def shutdown(self) -> None:
+        """Stop the worker (requests in flight end with ``UnavailableError``) and free
+        llama.cpp's memory."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._context.close()
+
+    # -- worker --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        import torch
+
+        # One torch thread for the sampler, in this thread only (OpenMP's setting is per
+        # thread): llama.cpp's threads already hold every core, and a second team spinning
+        # on them made torch's sort (top_p) and multinomial ~7x slower (24 ms vs 3.3 ms a
+        # token measured here on 2 busy cores).
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            while (request := self._next()) is not None:
+                try:
+                    error = self._serve(request)
+                except Exception as exc:  # keep serving others; the consumer gets the reason
+                    log.error("generation failed", exc_info=exc)
+                    error = GenerationError(f"Generation failed: {exc}")
+                self._end(request, error)
+        with self._cond:
+            left = list(self._pending)
+            self._pending.clear()
+        for request in left:
+            self._end(request, UnavailableError("The local model has shut down."))
+
+    def _next(self) -> Request | None:
+        """The oldest waiting request, or None once shutting down."""
+        with self._cond:
+            while not (self._pending or self._stopping):
+                self._cond.wait()
+            return None if self._stopping else self._pending.popleft()
+
+    def _end(self, request: Request, error: BaseException | None = None) -> None:
+        end_request(request, error)
+        with self._cond:
+            self._in_flight -= 1
+
+    def _serve(self, request: Request) -> BaseException | None:
+        """Generate ``request`` to its end; returns the error to end its stream with."""
+        if request.cancelled.is_set():
+            return None  # gave up while waiting: nothing was computed
+        context = self._context
+        # Sequence owns the sampler, ids, decoding, stops and events, as on the default
+        # engine; this loop only feeds it llama.cpp's logits.
+        sequence = Sequence(request, self.loaded, self._special_ids)
+        room = context.n_ctx - sequence.input_length
+        if room <= 0 < sequence.budget:  # n_ctx was set below the model's context
+            return GenerationError(
+                f"The prompt ({sequence.input_length} tokens) does not fit llama.cpp's "
+                f"context of {context.n_ctx} tokens."
+            )
+        sequence.budget = min(sequence.budget, room)
+        if sequence.budget <= 0:
+            return None  # no room left in the model's context: nothing to generate (as Engine)
+        prompt = self._prompt(request)
+        if prompt is None:
+            log.info("request cancelled after %d tokens", 0)
+            return None
+        sequence.accept(*prompt)
+        while not sequence.finished:
+            if self._stopping:
+                return UnavailableError("The local model has shut down.")
+            if request.cancelled.is_set():
+                log.info("request cancelled after %d tokens", sequence.index)
+                return None
+            ids = sequence.ids
+            sequence.accept(context.decode([ids[-1]], len(ids) - 1))
+        return None
+
+    def _prompt(self, request: Request) -> tuple[Any, list | None] | None:
+        """Decode the prompt in ``n_batch`` chunks: the last position's logits ``[1, vocab]``
+        and, when asked for, the prompt's tokens with their logprobs (TGI's prefill).
+        None when the request is cancelled meanwhile."""
+        import torch
+
+        context, ids = self._context, request.input_ids
+        details = request.params.prefill_details
+        picked: list[float] = []
+        context.clear()
+        logits = None
+        for start in range(0, len(ids), context.n_batch):
+            if request.cancelled.is_set():
+                return None
+            chunk = ids[start : start + context.n_batch]
+            logits = context.decode(chunk, start, all_logits=details)
+            if details:
+                # Row j predicts token start+j+1; a chunk's last row predicts the next
+                # chunk's first token (or, at the very end, the first generated one).
+                targets = ids[start + 1 : start + len(chunk) + 1]
+                rows = torch.log_softmax(logits[: len(targets)], dim=-1)
+                picked += rows.gather(1, torch.tensor(targets)[:, None])[:, 0].tolist()
+        prefill = None
+        if details:
+            decode = self.loaded.tokenizer.decode
+            prefill = [(i, decode([i]), lp) for i, lp in zip(ids, [None, *picked], strict=True)]
+        return logits[-1:], prefill
