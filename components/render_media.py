@@ -63,7 +63,7 @@ def _ink(colour: tuple[int, int, int]) -> tuple[int, int, int]:
 
 def line_width(image: Image.Image) -> int:
     """Box outline width: visible on a thumbnail and on a 4K photo alike."""
-    return max(2, round(max(image.size) / 200))
+    return max(3, round(max(image.size) / 200))
 
 
 def draw_boxes(image: Image.Image, elements: Sequence[Any]) -> Image.Image:

@@ -23,18 +23,22 @@ BOOL_CHOICES = [DEFAULT_CHOICE, "true", "false"]
 EMPTY_TABLE = pd.DataFrame({"column 1": [""], "column 2": [""]})
 
 
-class ImageUpload(gr.Image):
+def image_upload(**kwargs) -> gr.Image:
     """``gr.Image(type="filepath")`` that hands over the uploaded file untouched: no
     re-encoding, and no Pillow error before the handler runs when the file is not an image,
     so ``backends.media.check_image`` can say what is wrong and what is accepted."""
+    widget = gr.Image(type="filepath", image_mode=None, **kwargs)
+    checked = widget.preprocess
 
-    def get_block_name(self) -> str:
-        return "image"  # the same widget in the browser
-
-    def preprocess(self, payload):  # noqa: D102 - see gr.Image.preprocess
+    def preprocess(payload):
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
-        return super().preprocess(payload)
+        return checked(payload)
+
+    # An instance attribute, not a subclass: Gradio writes a .pyi stub next to the module of
+    # every Component subclass it sees defined.
+    widget.preprocess = preprocess
+    return widget
 
 
 @dataclass
@@ -51,9 +55,7 @@ class InputWidgets:
 def _input(spec: TaskSpec, item: Input, widgets: InputWidgets) -> None:
     elem_id = f"{spec.name}-{item.name}"
     if item.kind == "image":
-        widget = ImageUpload(
-            type="filepath",
-            image_mode=None,
+        widget = image_upload(
             label=item.label,
             sources=["upload", "clipboard"],
             height=300,
@@ -185,7 +187,12 @@ def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
             gr.Image(
                 type="pil", format="png", label="Detections", interactive=False, elem_id=eid(0)
             ),
-            gr.Dataframe(label="Boxes (pixels)", interactive=False, elem_id=eid(1)),
+            gr.Dataframe(
+                headers=["label", "score", "xmin", "ymin", "xmax", "ymax"],
+                label="Boxes (pixels)",
+                interactive=False,
+                elem_id=eid(1),
+            ),
         ]
     if kind == "masks":
         return [gr.AnnotatedImage(label="Segments", show_legend=True, elem_id=eid(0))]
@@ -215,7 +222,12 @@ def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
         ]
     if kind == "answers":
         return [
-            gr.Dataframe(label="Answers (best first)", interactive=False, elem_id=eid(0)),
+            gr.Dataframe(
+                headers=["answer", "score"],
+                label="Answers (best first)",
+                interactive=False,
+                elem_id=eid(0),
+            ),
             gr.HighlightedText(
                 label="Best answer in the context",
                 visible=False,
@@ -228,7 +240,12 @@ def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
             gr.HighlightedText(
                 label="Entities", show_legend=True, combine_adjacent=False, elem_id=eid(0)
             ),
-            gr.Dataframe(label="Entity list", interactive=False, elem_id=eid(1)),
+            gr.Dataframe(
+                headers=["entity", "word", "score", "start", "end"],
+                label="Entity list",
+                interactive=False,
+                elem_id=eid(1),
+            ),
         ]
     if kind == "table_answer":
         return [
@@ -236,6 +253,7 @@ def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
             gr.Dataframe(
                 label="Table (answer cells highlighted)",
                 interactive=False,
+                visible=False,  # shown with the first answer (its columns are the input's)
                 wrap=True,
                 elem_id=eid(1),
             ),
@@ -243,12 +261,17 @@ def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
     if kind == "table_predictions":
         return [
             gr.Dataframe(
-                label="Predictions (last column)", interactive=False, wrap=True, elem_id=eid(0)
+                label="Predictions (last column)",
+                interactive=False,
+                wrap=True,
+                visible=False,  # shown with the first result (its columns are the input's)
+                elem_id=eid(0),
             )
         ]
     if kind == "scores":
         return [
             gr.Dataframe(
+                headers=["sentence", "score"],
                 label="Similarity (most similar first)",
                 interactive=False,
                 wrap=True,

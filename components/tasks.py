@@ -23,7 +23,7 @@ import pandas as pd
 from backends import Backend
 from backends.errors import BackendError, GenerationError, InputValidationError
 from backends.media import check_audio, check_image, check_table, read_csv
-from backends.tasks import Group, Input, TaskSpec, tasks_in, validate_parameters
+from backends.tasks import Group, TaskSpec, tasks_in, validate_parameters
 from components import connection as connection_panel
 from components import render_media, renderers
 from components.common import show_error
@@ -101,11 +101,6 @@ def load_csv(path: str | None) -> pd.DataFrame | None:
     return pd.DataFrame(read_csv(path))
 
 
-def _optional(item: Input) -> bool:
-    # The registry marks optional text inputs in their label ("Prompt (optional)").
-    return "optional" in item.label.lower()
-
-
 def collect_inputs(spec: TaskSpec, values: Sequence[Any]) -> dict[str, Any]:
     """Widget values (in ``spec.inputs`` order) as InferenceClient inputs; uploads are
     checked first (``backends.media``) so a bad file gets a message naming the limits.
@@ -134,7 +129,7 @@ def collect_inputs(spec: TaskSpec, values: Sequence[Any]) -> dict[str, Any]:
         else:
             text = value or ""
             if not text.strip():
-                if _optional(item):
+                if item.optional:
                     continue
                 raise InputValidationError(
                     f"{item.label} is empty.", field=item.name, hint=f"Type the {what} first."
@@ -190,41 +185,43 @@ def local_model_info(local: Backend, name: str) -> tuple[bool, str | None, str]:
         return False, None, ""
 
 
+LOCAL_MODEL_LABEL = "Local model"
+REMOTE_MODEL_LABEL = "Hub model id"
+
+
 def target_note(spec: TaskSpec, connection: Connection | None, local: Backend) -> str:
     """Markdown above a task: where Run sends the request, and plainly when the local
-    backend has no model for this task."""
+    backend has no model for this task (with the way out: Remote and its model)."""
     connection = connection or Connection()
     recommended = default_task_model(spec.name)
     if connection.mode == LOCAL:
         known, model, description = local_model_info(local, spec.name)
         if known and model:
             return f"💻 **Local:** {description or model}"
-        remote = (
-            f"open **Connection** → *Remote endpoint* (recommended model: `{recommended}`)"
-            if recommended
-            else "open **Connection** → *Remote endpoint*"
+        remote = "open **Connection** → *Remote endpoint*" + (
+            f" (recommended model: `{recommended}`)" if recommended else ""
         )
         if known:
-            return (
-                "⚠️ **No local model is bundled for this task.** Type a local model directory "
-                f"in *Model*, or {remote}."
-            )
-        return f"💻 **Local:** needs a local model directory in *Model*; or {remote}."
+            return f"⚠️ **No local model for this task.** {description} Or {remote}."
+        return f"💻 **Local:** type a model directory in *{LOCAL_MODEL_LABEL}*, or {remote}."
     if connection.is_url:
-        return f"🌐 **Remote:** `{connection.endpoint}` (serves one model; *Model* is ignored)"
+        return f"🌐 **Remote:** `{connection.endpoint}` (serves one model)"
     model = connection.endpoint.strip() or recommended
-    return f"🌐 **Remote:** `{model}` via {connection.provider} — type another Hub id in *Model*"
+    return f"🌐 **Remote:** `{model}` via {connection.provider}"
 
 
-def model_placeholder(spec: TaskSpec, connection: Connection | None, local: Backend) -> str:
-    """What an empty *Model* field means in the current mode."""
+def model_field(spec: TaskSpec, connection: Connection | None, local: Backend) -> dict:
+    """The *Model* textbox's label and placeholder for the current mode: what an empty
+    field means."""
     connection = connection or Connection()
     if connection.mode == LOCAL:
-        known, model, _ = local_model_info(local, spec.name)
-        return f"empty: {model}" if model else "a local model directory"
+        _, model, _ = local_model_info(local, spec.name)
+        hint = "empty: the bundled model" if model else "a model directory, or a cached Hub id"
+        return {"label": LOCAL_MODEL_LABEL, "placeholder": hint}
     if connection.is_url:
-        return "ignored: the endpoint URL serves one model"
-    return f"empty: {connection.endpoint.strip() or default_task_model(spec.name)}"
+        return {"label": "Model", "placeholder": "not used: the endpoint URL serves one model"}
+    default = connection.endpoint.strip() or default_task_model(spec.name)
+    return {"label": REMOTE_MODEL_LABEL, "placeholder": f"empty: {default}"}
 
 
 # -- one call ---------------------------------------------------------------------------
@@ -281,11 +278,7 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             inputs = input_widgets(spec)
-            model = gr.Textbox(
-                label="Model",
-                placeholder=model_placeholder(spec, None, local),
-                elem_id=f"{spec.name}-model",
-            )
+            model = gr.Textbox(**model_field(spec, None, local), elem_id=f"{spec.name}-model")
             params = param_widgets(spec)
             run_btn = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
         with gr.Column(scale=1):
@@ -360,7 +353,7 @@ def render_group(
         updates = []
         for spec in specs:
             updates.append(target_note(spec, conn, backend))
-            updates.append(gr.update(placeholder=model_placeholder(spec, conn, backend)))
+            updates.append(gr.update(**model_field(spec, conn, backend)))
         return updates
 
     connection.change(
