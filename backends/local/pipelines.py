@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -172,6 +171,11 @@ class LocalTasks:
                     f"{entry.model_id} failed on {spec.title.lower()}: {_first_line(exc)}"
                 ) from exc
 
+    def loaded(self) -> list[tuple[str, str]]:
+        """``(kind, model)`` of the models held in memory, least recently used first."""
+        with self._lock:
+            return list(self._loaded)
+
     def load(self, name: str, *, model: str | None = None) -> Any:
         """Load (or fetch from the cache) the model ``run`` would use; returns the loaded
         object (a pipeline, or the runner's bundle). Lets the UI warm a model up."""
@@ -295,7 +299,7 @@ def _cached_snapshot(repo_id: str) -> str | None:
 
 def _hub_snapshot(repo_id: str) -> str:
     """The HF cache's snapshot of ``repo_id``, downloading it only when it is not cached."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HFValidationError,
@@ -310,7 +314,7 @@ def _hub_snapshot(repo_id: str) -> str:
         hint=f"Download it where the Hub is reachable (or enter a model directory), or "
         f"{_SWITCH_TO_REMOTE}.",
     )
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if constants.is_offline_mode():  # HF_HUB_OFFLINE: do not even try
         raise unreachable
     try:
         return snapshot_download(repo_id, ignore_patterns=_SKIP_ON_DOWNLOAD)

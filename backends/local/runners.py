@@ -54,9 +54,21 @@ class Runner:
 def runner_for(name: str) -> Runner | None:
     """The runner for a task, or ``None`` (imported lazily: it pulls in numpy helpers only;
     torch and transformers load inside the runners)."""
-    from backends.local import runners_direct, runners_embed, runners_pipeline, runners_tabular
+    from backends.local import (
+        runners_direct,
+        runners_embed,
+        runners_pipeline,
+        runners_tabular,
+        runners_vision,
+    )
 
-    for module in (runners_pipeline, runners_direct, runners_embed, runners_tabular):
+    for module in (
+        runners_pipeline,
+        runners_direct,
+        runners_vision,
+        runners_embed,
+        runners_tabular,
+    ):
         if name in module.RUNNERS:
             return module.RUNNERS[name]
     return None
@@ -210,6 +222,24 @@ def load_pipeline(task: str, location: str, device: str, **kwargs: Any) -> Any:
     from transformers import pipeline
 
     return pipeline(task, model=location, device=device, dtype=torch.float32, **kwargs)
+
+
+@dataclass
+class Bundle:
+    """A model with the tokenizer and/or processor that prepares its inputs."""
+
+    model: Any
+    tokenizer: Any = None
+    processor: Any = None
+
+
+def auto_model(auto: str, location: str, device: str) -> Any:
+    """``transformers.<auto>.from_pretrained`` in float32 on ``device``, in eval mode."""
+    import torch
+    import transformers
+
+    cls = getattr(transformers, auto)
+    return cls.from_pretrained(location, dtype=torch.float32).to(device).eval()
 
 
 def to_device(batch: Any, model: Any) -> Any:

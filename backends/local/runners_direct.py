@@ -1,47 +1,26 @@
 """Local runners for the tasks transformers 5 has no pipeline for (extractive question
-answering, summarization, translation, image to text, visual question answering, image to
-image), written directly on Auto classes. Each returns the type InferenceClient returns.
+answering, summarization and translation), written directly on Auto classes. Each returns
+the type InferenceClient returns. The vision ones live in ``runners_vision``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from huggingface_hub import (
-    ImageToTextOutput,
     QuestionAnsweringOutputElement,
     SummarizationOutput,
     TranslationOutput,
-    VisualQuestionAnsweringOutputElement,
 )
 
 from backends.errors import InputValidationError, UnavailableError
 from backends.local import runners as r
 
-
-@dataclass
-class Bundle:
-    """A model with the tokenizer and/or processor that prepares its inputs."""
-
-    model: Any
-    tokenizer: Any = None
-    processor: Any = None
-
-
-def _model(auto: str, location: str, device: str) -> Any:
-    import torch
-    import transformers
-
-    cls = getattr(transformers, auto)
-    return cls.from_pretrained(location, dtype=torch.float32).to(device).eval()
-
-
 # -- extractive question answering -------------------------------------------------------
 
 
-def load_question_answering(location: str, device: str) -> Bundle:
+def load_question_answering(location: str, device: str) -> r.Bundle:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(location)
@@ -53,10 +32,10 @@ def load_question_answering(location: str, device: str) -> Bundle:
             "local answer extraction needs.",
             hint="Pick a model with a tokenizer.json, or switch the tab to Remote.",
         )
-    return Bundle(_model("AutoModelForQuestionAnswering", location, device), tokenizer)
+    return r.Bundle(r.auto_model("AutoModelForQuestionAnswering", location, device), tokenizer)
 
 
-def question_answering(bundle: Bundle, inputs, params):
+def question_answering(bundle: r.Bundle, inputs, params):
     import torch
 
     tokenizer, model = bundle.tokenizer, bundle.model
@@ -173,19 +152,19 @@ def _word_bounds(encoded, window, first, last, context_index, start, end) -> tup
 # -- summarization and translation ------------------------------------------------------
 
 
-def load_seq2seq(location: str, device: str) -> Bundle:
+def load_seq2seq(location: str, device: str) -> r.Bundle:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(location)
-    return Bundle(_model("AutoModelForSeq2SeqLM", location, device), tokenizer)
+    return r.Bundle(r.auto_model("AutoModelForSeq2SeqLM", location, device), tokenizer)
 
 
-def summarization(bundle: Bundle, inputs, params):
+def summarization(bundle: r.Bundle, inputs, params):
     text = _seq2seq(bundle, "summarization", r.text(inputs), params, {})
     return r.hub(SummarizationOutput, {"summary_text": text})
 
 
-def translation(bundle: Bundle, inputs, params):
+def translation(bundle: r.Bundle, inputs, params):
     source = r.text(inputs)
     src, tgt = params.get("src_lang"), params.get("tgt_lang")
     tokenizer, config = bundle.tokenizer, bundle.model.config
@@ -245,7 +224,7 @@ def _language_token(tokenizer, code: str, field: str) -> int:
     )
 
 
-def _seq2seq(bundle: Bundle, task: str, text: str, params, generate: dict[str, Any]) -> str:
+def _seq2seq(bundle: r.Bundle, task: str, text: str, params, generate: dict[str, Any]) -> str:
     import torch
 
     tokenizer, model = bundle.tokenizer, bundle.model
@@ -288,113 +267,6 @@ def _input_limit(tokenizer, model) -> int:
     return int(min(limit, 100_000))
 
 
-# -- image to text (captioning) ---------------------------------------------------------
-
-
-def load_image_to_text(location: str, device: str) -> Bundle:
-    from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
-
-    if AutoConfig.from_pretrained(location).model_type == "vision-encoder-decoder":
-        model = _model("VisionEncoderDecoderModel", location, device)
-        processor = AutoImageProcessor.from_pretrained(location)
-        return Bundle(model, AutoTokenizer.from_pretrained(location), processor)
-    # BLIP, GIT, Pix2Struct…: one processor for the image and the decoded text.
-    processor = AutoProcessor.from_pretrained(location)
-    model = _model("AutoModelForImageTextToText", location, device)
-    return Bundle(model, getattr(processor, "tokenizer", None), processor)
-
-
-def image_to_text(bundle: Bundle, inputs, params):
-    import torch
-
-    picture = r.image(inputs)
-    processor = bundle.processor
-    batch = processor(images=picture, return_tensors="pt")
-    with torch.inference_mode():
-        output = bundle.model.generate(**r.to_device(batch, bundle.model))
-    decoder = bundle.tokenizer or processor
-    caption = decoder.batch_decode(output, skip_special_tokens=True)[0].strip()
-    return r.hub(ImageToTextOutput, {"generated_text": caption})
-
-
-# -- visual question answering ----------------------------------------------------------
-
-
-def load_visual_question_answering(location: str, device: str) -> Bundle:
-    from transformers import AutoProcessor
-
-    model = _model("AutoModelForVisualQuestionAnswering", location, device)
-    return Bundle(model, processor=AutoProcessor.from_pretrained(location))
-
-
-def visual_question_answering(bundle: Bundle, inputs, params):
-    import torch
-
-    picture, question = r.image(inputs), r.text(inputs, "question")
-    model = bundle.model
-    batch = bundle.processor(images=picture, text=question, return_tensors="pt", truncation=True)
-    batch = r.to_device(batch, model)
-    top_k = params.get("top_k", 5)
-    with torch.inference_mode():
-        if model.can_generate():  # BLIP: the answer is generated text
-            if top_k > 1:
-                raise InputValidationError(
-                    "This model generates one answer; `top_k` above 1 needs a classifier "
-                    "model such as ViLT.",
-                    field="top_k",
-                    hint="Set top_k to 1 or leave it empty.",
-                )
-            out = model.generate(**batch, output_scores=True, return_dict_in_generate=True)
-            steps = model.compute_transition_scores(
-                out.sequences, out.scores, normalize_logits=True
-            )
-            score = float(torch.exp(steps[0].sum()))
-            answer = bundle.processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
-            return r.hub(
-                VisualQuestionAnsweringOutputElement, [{"answer": answer.strip(), "score": score}]
-            )
-        # ViLT answers from a fixed vocabulary, trained with independent (sigmoid) scores.
-        probs = torch.sigmoid(model(**batch).logits[0].float()).cpu()
-    scores, ids = probs.topk(min(top_k, probs.numel()))
-    labels = model.config.id2label
-    answers = [
-        {"answer": labels[int(i)], "score": float(s)} for s, i in zip(scores, ids, strict=True)
-    ]
-    return r.hub(VisualQuestionAnsweringOutputElement, answers)
-
-
-# -- image to image ---------------------------------------------------------------------
-
-
-def load_image_to_image(location: str, device: str) -> Bundle:
-    from transformers import AutoImageProcessor
-
-    model = _model("AutoModelForImageToImage", location, device)
-    return Bundle(model, processor=AutoImageProcessor.from_pretrained(location))
-
-
-def image_to_image(bundle: Bundle, inputs, params):
-    import torch
-    from PIL import Image
-
-    r.refuse(
-        {**params, **({"prompt": inputs["prompt"]} if inputs.get("prompt") else {})},
-        ["prompt", "negative_prompt", "num_inference_steps", "guidance_scale"],
-        "the local image-to-image models (super-resolution) take no prompt and run no "
-        "diffusion steps",
-    )
-    picture = r.image(inputs)
-    model = bundle.model
-    batch = r.to_device(bundle.processor(picture, return_tensors="pt"), model)
-    with torch.inference_mode():
-        result = model(**batch).reconstruction[0].float().clamp(0, 1).cpu().numpy()
-    array = (np.moveaxis(result, 0, -1) * 255.0).round().astype(np.uint8)
-    # The processor pads to the model's window size; cut the padding back off.
-    scale = int(getattr(model.config, "upscale", 1) or 1)
-    width, height = picture.size
-    return Image.fromarray(array[: height * scale, : width * scale])
-
-
 RUNNERS: dict[str, r.Runner] = {
     "question_answering": r.Runner(
         "question-answering",
@@ -406,19 +278,4 @@ RUNNERS: dict[str, r.Runner] = {
         "seq2seq", load_seq2seq, summarization, auto=("AutoModelForSeq2SeqLM",)
     ),
     "translation": r.Runner("seq2seq", load_seq2seq, translation, auto=("AutoModelForSeq2SeqLM",)),
-    "image_to_text": r.Runner(
-        "image-to-text",
-        load_image_to_text,
-        image_to_text,
-        auto=("AutoModelForImageTextToText",),
-    ),
-    "visual_question_answering": r.Runner(
-        "visual-question-answering",
-        load_visual_question_answering,
-        visual_question_answering,
-        auto=("AutoModelForVisualQuestionAnswering",),
-    ),
-    "image_to_image": r.Runner(
-        "image-to-image", load_image_to_image, image_to_image, auto=("AutoModelForImageToImage",)
-    ),
 }

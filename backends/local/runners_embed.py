@@ -32,7 +32,7 @@ class Embedder:
 
 def load_embedder(location: str, device: str) -> Embedder:
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize
+    from sentence_transformers.sentence_transformer.modules import Normalize
 
     root = Path(location)
     sentence_model = (root / "modules.json").is_file()
