@@ -121,7 +121,8 @@ def create_engine(
         loaded: ``load_for_engine``'s answer for the same engine.
         model_path: the ``.gguf`` file (``ModelSource.location``); llama.cpp only.
         **options: passed on: ``max_queue`` for both; ``max_batch_size`` and
-            ``max_batch_tokens`` for transformers; ``n_ctx`` and ``n_threads`` for llama.cpp.
+            ``max_batch_tokens`` for transformers; ``n_ctx``, ``n_threads`` and
+            ``n_batch`` for llama.cpp.
     """
     if engine == "llama.cpp":
         from backends.local.llamacpp import LlamaCppEngine

@@ -134,7 +134,7 @@ def physical_cores() -> int:
 class _LlamaContext:
     """One llama.cpp sequence: ``decode`` tokens at a position, read the logits in place."""
 
-    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int) -> None:
+    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int, n_batch: int) -> None:
         try:
             import llama_cpp
         except (ImportError, OSError) as exc:
@@ -146,6 +146,7 @@ class _LlamaContext:
             self.llm = llama_cpp.Llama(
                 model_path,
                 n_ctx=n_ctx,
+                n_batch=n_batch,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 n_gpu_layers=0,
@@ -221,6 +222,7 @@ class LlamaCppEngine:
         max_queue: requests in flight (running + waiting) past which ``submit`` refuses.
         n_ctx: positions of llama.cpp's KV cache (default: the model's context).
         n_threads: llama.cpp threads (default: the physical cores).
+        n_batch: prompt tokens per llama.cpp decode call (llama-cpp-python's default).
 
     Raises:
         UnavailableError: llama-cpp-python is missing, or llama.cpp cannot load the file.
@@ -237,12 +239,16 @@ class LlamaCppEngine:
         max_queue: int = 64,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        n_batch: int = 512,
     ) -> None:
         self.loaded = loaded
         self.max_queue = max_queue
         self.n_threads = n_threads or physical_cores()
         self._context = _LlamaContext(
-            model_path, n_ctx=n_ctx or loaded.max_context, n_threads=self.n_threads
+            model_path,
+            n_ctx=n_ctx or loaded.max_context,
+            n_threads=self.n_threads,
+            n_batch=n_batch,
         )
         self.dtype = self._context.file_type
         self._cond = threading.Condition()  # guards the three fields below
