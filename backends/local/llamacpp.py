@@ -255,6 +255,7 @@ class LlamaCppEngine:
         self._pending: deque[Request] = deque()
         self._in_flight = 0
         self._stopping = False
+        self._current: Sequence | None = None  # the request being served (worker-owned)
         self._special_ids = frozenset(loaded.tokenizer.all_special_ids) | loaded.eos_token_ids
         self._thread = threading.Thread(target=self._run, name="llama.cpp-engine", daemon=True)
         self._thread.start()
@@ -282,12 +283,13 @@ class LlamaCppEngine:
         return max(0, self._in_flight - len(self._pending))
 
     def stats(self) -> dict[str, int]:
-        """``Engine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (here: the
-        KV cache size) and the limits (a batch of one)."""
+        """``Engine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (prompt +
+        generated tokens of the running request) and the limits (a batch of one)."""
+        current = self._current
         return {
             "running": self.running,
             "waiting": self.waiting,
-            "batch_tokens": self._context.n_ctx,
+            "batch_tokens": len(current.ids) if current is not None else 0,
             "max_batch_size": 1,
             "max_batch_tokens": self._context.n_ctx,
             "max_queue": self.max_queue,
@@ -338,6 +340,7 @@ class LlamaCppEngine:
                 except Exception as exc:  # keep serving others; the consumer gets the reason
                     log.error("generation failed", exc_info=exc)
                     error = GenerationError(f"Generation failed: {exc}")
+                self._current = None
                 self._end(request, error)
         with self._cond:
             left = list(self._pending)
@@ -364,7 +367,7 @@ class LlamaCppEngine:
         context = self._context
         # Sequence owns the sampler, ids, decoding, stops and events, as on the default
         # engine; this loop only feeds it llama.cpp's logits.
-        sequence = Sequence(request, self.loaded, self._special_ids)
+        sequence = self._current = Sequence(request, self.loaded, self._special_ids)
         room = context.n_ctx - sequence.input_length
         if room <= 0 < sequence.budget:  # n_ctx was set below the model's context
             return GenerationError(

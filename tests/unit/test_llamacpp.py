@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import threading
+import time
 
 import jsonschema
 import pytest
@@ -130,13 +130,10 @@ def generate(engine, tokenizer, prompt: str = PROMPT, **params):
         return list(stream)
 
 
-def wait_until_idle(engine, timeout: float = 60.0) -> None:
-    idle = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if engine.queue_size == 0:
-            idle.set()
-            break
-        idle.wait(0.01)
+def wait_until_idle(engine, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while engine.queue_size and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert engine.queue_size == 0
 
 
@@ -169,6 +166,21 @@ def test_tokenizer_only_load_has_the_models_limits_and_no_weights(loaded, raw):
     assert loaded.eos_token_ids == {raw.token_eos()}
     assert loaded.config.vocab_size == raw.n_vocab()
     assert loaded.model_id == "SmolLM2-135M-Instruct"
+
+
+@needs_llamacpp
+def test_tokenizer_only_load_converts_no_weights_and_caches_the_tokenizer(source, raw, tmp_path):
+    first = load_tokenizer_only(source, cache_dir=tmp_path)  # reads the GGUF's tokenizer
+    (folder,) = (tmp_path / "converted").iterdir()
+    assert folder.name.endswith(".tokenizer")
+    assert not list(folder.glob("*.safetensors")) and (folder / "config.json").is_file()
+    again = load_tokenizer_only(source, cache_dir=tmp_path)  # from the cache
+    assert list((tmp_path / "converted").iterdir()) == [folder]
+    for loaded in (first, again):
+        text = TOKENIZER_CASES[2]
+        ids = loaded.tokenizer(text, add_special_tokens=False).input_ids
+        assert ids == raw.tokenize(text.encode(), add_bos=False, special=True)
+        assert (loaded.max_context, loaded.eos_token_ids) == (8192, {raw.token_eos()})
 
 
 def test_tokenizer_only_load_refuses_a_non_gguf_source():
@@ -395,6 +407,7 @@ def test_requests_are_served_in_arrival_order_and_a_full_queue_is_overloaded(
         engine.submit(ids, SamplingParams(max_new_tokens=1))
     next(iter(first))
     assert (engine.running, engine.waiting) == (1, 1)
+    assert engine.stats()["batch_tokens"] > len(ids)  # the running request's prompt + output
     first.close()
     assert [e.index for e in second] == [1, 2]
     wait_until_idle(engine)
