@@ -439,15 +439,28 @@ def tapas(out: Path) -> Path:
 def sklearn_classifier(out: Path) -> Path:
     """A scikit-learn classifier in the Hub's layout: sklearn_model.joblib + config.json.
 
-    Rows with ``petal > 2`` are ``big``, others ``small`` (a clean split it learns)."""
+    A pipeline as Hub tabular models are built: the numeric column imputed (blank cells are
+    missing values) and scaled, the text column one-hot encoded. Rows with ``petal > 2`` are
+    ``big``, others ``small``; ``colour`` is noise."""
     import pandas
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     frame = pandas.DataFrame(
-        {"petal": [0.5, 1.0, 1.5, 3.0, 3.5, 4.0], "colour": [0, 1, 0, 1, 0, 1]}
+        {
+            "petal": [0.5, 1.0, 1.5, 3.0, 3.5, 4.0],
+            "colour": ["red", "blue", "red", "blue", "red", "blue"],
+        }
     )
     labels = ["small", "small", "small", "big", "big", "big"]
-    model = LogisticRegression().fit(frame, labels)
+    columns = make_column_transformer(
+        (make_pipeline(SimpleImputer(), StandardScaler()), ["petal"]),
+        (OneHotEncoder(handle_unknown="ignore"), ["colour"]),
+    )
+    model = make_pipeline(columns, LogisticRegression()).fit(frame, labels)
     return _save_sklearn(model, out, ["petal", "colour"])
 
 

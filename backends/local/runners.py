@@ -242,12 +242,20 @@ def auto_model(auto: str, location: str, device: str) -> Any:
     return cls.from_pretrained(location, dtype=torch.float32).to(device).eval()
 
 
-def to_device(batch: Any, model: Any) -> Any:
-    """Move a processor's output to the model's device, floats in the model's dtype."""
+def to_device(batch: Any, model: Any) -> dict[str, Any]:
+    """A processor's output on the model's device, floats in the model's dtype, without the
+    keys the model's forward does not take (BERT-style tokenizers add token_type_ids that
+    DistilBERT, BART and others refuse)."""
+    import inspect
+
     import torch
 
+    parameters = inspect.signature(model.forward).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     out = {}
     for key, value in dict(batch).items():
+        if not takes_any and key not in parameters:
+            continue
         if isinstance(value, torch.Tensor):
             value = value.to(model.device)
             if value.is_floating_point():

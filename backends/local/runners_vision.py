@@ -5,6 +5,8 @@ Auto classes. Each returns the type InferenceClient returns.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from huggingface_hub import ImageToTextOutput, VisualQuestionAnsweringOutputElement
 
@@ -57,33 +59,42 @@ def visual_question_answering(bundle: r.Bundle, inputs, params):
     model = bundle.model
     batch = bundle.processor(images=picture, text=question, return_tensors="pt", truncation=True)
     batch = r.to_device(batch, model)
-    top_k = params.get("top_k", 5)
     with torch.inference_mode():
         if model.can_generate():  # BLIP: the answer is generated text
-            if top_k > 1:
+            if params.get("top_k", 1) > 1:
                 raise InputValidationError(
                     "This model generates one answer; `top_k` above 1 needs a classifier "
                     "model such as ViLT.",
                     field="top_k",
                     hint="Set top_k to 1 or leave it empty.",
                 )
-            out = model.generate(**batch, output_scores=True, return_dict_in_generate=True)
-            steps = model.compute_transition_scores(
-                out.sequences, out.scores, normalize_logits=True
-            )
-            score = float(torch.exp(steps[0].sum()))
-            answer = bundle.processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
-            return r.hub(
-                VisualQuestionAnsweringOutputElement, [{"answer": answer.strip(), "score": score}]
-            )
+            return r.hub(VisualQuestionAnsweringOutputElement, [_generated_answer(bundle, batch)])
         # ViLT answers from a fixed vocabulary, trained with independent (sigmoid) scores.
         probs = torch.sigmoid(model(**batch).logits[0].float()).cpu()
-    scores, ids = probs.topk(min(top_k, probs.numel()))
+    scores, ids = probs.topk(min(params.get("top_k", 5), probs.numel()))
     labels = model.config.id2label
     answers = [
         {"answer": labels[int(i)], "score": float(s)} for s, i in zip(scores, ids, strict=True)
     ]
     return r.hub(VisualQuestionAnsweringOutputElement, answers)
+
+
+def _generated_answer(bundle: r.Bundle, batch: dict[str, Any]) -> dict[str, Any]:
+    """A generated answer scored by its sequence probability; ``score`` stays empty (as the
+    Inference API leaves it) when the model's generate cannot report token scores."""
+    import torch
+
+    model = bundle.model
+    out = model.generate(**batch, output_scores=True, return_dict_in_generate=True)
+    sequences = out.sequences if hasattr(out, "sequences") else out
+    score = None
+    try:
+        steps = model.compute_transition_scores(sequences, out.scores, normalize_logits=True)
+        score = float(torch.exp(steps[0].sum()))
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        pass
+    answer = bundle.processor.batch_decode(sequences, skip_special_tokens=True)[0]
+    return {"answer": answer.strip(), "score": score}
 
 
 # -- image to image ---------------------------------------------------------------------
