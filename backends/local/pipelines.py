@@ -193,7 +193,7 @@ class LocalTasks:
         runner = runners.runner_for(spec.name)
         if runner is None:  # a task added to backends.tasks without a local runner
             raise UnavailableError(
-                f"{spec.title} has no local runner yet.", hint=f"{_SWITCH_TO_REMOTE.capitalize()}."
+                f"{spec.title} has no local runner yet.", hint="Switch the tab to Remote."
             )
         return runner
 
@@ -204,14 +204,11 @@ class LocalTasks:
             f"or {_SWITCH_TO_REMOTE}.",
         )
 
-    def _key(self, name: str, model: str) -> tuple[str, str]:
-        runner = runners.runner_for(name)
-        kind = runner.kind if runner else name
-        return kind, model
-
     def _is_loaded(self, name: str, model: str) -> bool:
+        runner = runners.runner_for(name)  # outside the lock: the first call imports modules
+        key = (runner.kind if runner else name, model)
         with self._lock:
-            return self._key(name, model) in self._loaded
+            return key in self._loaded
 
     def _device_name(self) -> str:
         if self._device is None:
