@@ -1,116 +1,60 @@
 """The local generation engine: a worker thread that owns the model and streams tokens.
 
-Requests are submitted from any thread and come back as a ``TokenStream``. The worker runs
-a prefill then one forward pass per token with a KV cache, checking before every pass
-whether the consumer went away (``TokenStream.close()``: stop button, closed tab, dropped
-API call), so a cancelled request stops within one token and the next one starts at once.
+Requests are submitted from any thread and come back as a ``TokenStream``. The worker
+batches continuously: a request that arrives while others are generating is prefilled on
+its own (long prompts in chunks, between decode steps, so running streams keep flowing)
+and joins the running batch at the next step; every step is one forward pass for the whole
+batch (``backends.local.batch``). Each request keeps its own ``Sampler`` (parameters,
+seeded generator, grammar state) applied to its own row of logits, so a seeded request
+picks its tokens the same way alone or in a batch. Finished and cancelled requests
+(``TokenStream.close()``: stop button, closed tab, dropped API call) leave before the next
+pass, and a waiting request takes the slot.
+
+Limits: ``max_batch_size`` rows decode together and ``max_batch_tokens`` bounds the sum of
+their (prompt + generated) tokens; past either, requests wait in arrival order. Past
+``max_queue`` requests in flight (running and waiting), ``submit`` raises
+``OverloadedError`` (HTTP 429 ``overloaded``).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-from backends.errors import GenerationError, OverloadedError
+from backends.errors import GenerationError, OverloadedError, UnavailableError
+from backends.local.batch import KVBatch, supports_batching
 from backends.local.model import LoadedModel
-from backends.local.sampling import Sampler, SamplingParams
+from backends.local.sampling import SamplingParams
+from backends.local.sequence import (
+    IncrementalDecoder,
+    Request,
+    Sequence,
+    TokenEvent,
+    end_request,
+)
+
+__all__ = ["Engine", "IncrementalDecoder", "TokenEvent", "TokenStream"]
 
 log = logging.getLogger(__name__)
 
-# Prompt tokens used as decoding context for the first generated tokens, so tokenizers that
-# encode a leading space in the token (SentencePiece) decode it correctly (as TGI does).
-_DECODE_CONTEXT = 5
-
-
-@dataclass
-class TokenEvent:
-    """One generated token; the last event of a stream carries the finish fields."""
-
-    index: int
-    id: int
-    text: str
-    logprob: float
-    special: bool
-    input_length: int
-    finish_reason: str | None = None  # "length" | "eos_token" | "stop_sequence"
-    generated_text: str | None = None
-    seed: int | None = None
-    # ``top_n_tokens`` alternatives at this step: (id, text, logprob, special), best first.
-    top_tokens: list[tuple[int, str, float, bool]] | None = None
-    # On the first event when prefill details were asked for: the prompt's tokens with the
-    # model's logprob of each given the ones before (None for the first), as TGI reports.
-    prefill: list[tuple[int, str, float | None]] | None = None
-
-
-class IncrementalDecoder:
-    """Turns token ids into text deltas without splitting multi-byte characters."""
-
-    def __init__(self, tokenizer, context_ids: list[int]) -> None:
-        self.tokenizer = tokenizer
-        self.ids = list(context_ids[-_DECODE_CONTEXT:])
-        self.prefix_offset = 0
-        self.read_offset = len(self.ids)
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def step(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        prefix = self._decode(self.ids[self.prefix_offset : self.read_offset])
-        text = self._decode(self.ids[self.prefix_offset :])
-        if len(text) > len(prefix) and not text.endswith("\ufffd"):
-            self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
-            return text[len(prefix) :]
-        return ""
-
-    def flush(self) -> str:
-        """Whatever is still held back (an incomplete character at the very end)."""
-        prefix = self._decode(self.ids[self.prefix_offset : self.read_offset])
-        text = self._decode(self.ids[self.prefix_offset :])
-        self.prefix_offset = self.read_offset = len(self.ids)
-        return text[len(prefix) :] if len(text) > len(prefix) else ""
-
-
-def _hits_stop(text: str, delta: str, stops: tuple[str, ...]) -> bool:
-    """Whether appending ``delta`` to ``text`` completes a stop sequence (only the tail
-    that could hold a new match is searched, so the cost does not grow with the text)."""
-    if not delta:
-        return False
-    longest = max(len(s) for s in stops)
-    window = (text + delta)[-(len(delta) + longest - 1) :]
-    return any(s in window for s in stops)
-
-
-_END = object()
-
-
-@dataclass
-class _Request:
-    input_ids: list[int]
-    params: SamplingParams
-    events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    cancelled: threading.Event = field(default_factory=threading.Event)
+# Prompt tokens per prefill pass. Longer prompts are prefilled in chunks of this size, one
+# chunk between two decode steps, so a long prompt delays running streams by one chunk's
+# compute at a time. Chunk boundaries depend only on the prompt, so a prompt is prefilled
+# the same way whatever else is running.
+PREFILL_CHUNK = 512
 
 
 class TokenStream:
     """Iterator over a request's ``TokenEvent``s. ``close()`` cancels the request; use it
     in a ``finally`` (or as a context manager) so an abandoned consumer frees the engine."""
 
-    def __init__(self, request: _Request) -> None:
+    def __init__(self, request: Request) -> None:
         self._request = request
 
     def __iter__(self) -> Iterator[TokenEvent]:
-        while True:
-            item = self._request.events.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from self._request.stream()
 
     def close(self) -> None:
         self._request.cancelled.set()
@@ -123,139 +67,226 @@ class TokenStream:
 
 
 class Engine:
-    """Serves one request at a time, in arrival order; at most ``max_queue`` wait."""
+    """Serves requests in continuously formed batches, in arrival order.
 
-    def __init__(self, loaded: LoadedModel, *, max_queue: int = 64) -> None:
+    Args:
+        loaded: the model, tokenizer and limits.
+        max_queue: requests in flight (running + waiting) past which ``submit`` refuses.
+        max_batch_size: rows that decode together (1 serves one request at a time).
+        max_batch_tokens: bound on the running rows' prompt + generated tokens; a request
+            that does not fit waits (one alone always runs, whatever its length).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        max_queue: int = 64,
+        max_batch_size: int = 16,
+        max_batch_tokens: int = 16384,
+    ) -> None:
+        if max_batch_size < 1 or max_batch_tokens < 1:
+            raise ValueError("max_batch_size and max_batch_tokens must be >= 1")
         self.loaded = loaded
         self.max_queue = max_queue
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._waiting = 0
+        # Models whose cache cannot be padded and merged (sliding-window, linear attention)
+        # are served one request at a time.
+        self.max_batch_size = max_batch_size if supports_batching(loaded.model) else 1
+        self.max_batch_tokens = max_batch_tokens
+        self._cond = threading.Condition()  # guards the fields below (its lock is an RLock)
+        self._pending: deque[Request] = deque()
+        self._in_flight = 0
+        self._stopping = False
+        # Worker-only state: requests being prefilled, and the decoding rows with their cache.
+        self._prefilling: deque[Sequence] = deque()
+        self._rows: list[Sequence] = []
+        self._batch = KVBatch()
         tokenizer = loaded.tokenizer
         self._special_ids = frozenset(tokenizer.all_special_ids) | loaded.eos_token_ids
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
 
+    # -- public --------------------------------------------------------------------------
+
     @property
     def queue_size(self) -> int:
-        """Requests submitted and not yet finished (running one included)."""
-        return self._waiting
+        """Requests submitted and not yet finished (running ones included)."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot in the batch."""
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        """Requests in the batch (being prefilled or decoding)."""
+        return max(0, self._in_flight - len(self._pending))
+
+    def stats(self) -> dict[str, int]:
+        """What /info or the UI can show: ``running``, ``waiting``, ``batch_tokens`` (prompt +
+        generated tokens of the running requests) and the limits."""
+        with self._cond:
+            sequences = [*self._prefilling, *self._rows]
+            return {
+                "running": self.running,
+                "waiting": self.waiting,
+                "batch_tokens": sum(len(s.ids) for s in sequences),
+                "max_batch_size": self.max_batch_size,
+                "max_batch_tokens": self.max_batch_tokens,
+                "max_queue": self.max_queue,
+            }
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
-        """Queue a request; raises ``OverloadedError`` past ``max_queue``."""
-        with self._lock:
-            if self._waiting >= self.max_queue:
+        """Queue a request; raises ``OverloadedError`` past ``max_queue`` in flight."""
+        request = Request(list(input_ids), params)
+        with self._cond:
+            if self._stopping:
+                raise UnavailableError("The local model has shut down.")
+            if self._in_flight >= self.max_queue:
                 raise OverloadedError(
-                    f"The local model is busy ({self._waiting} requests queued).",
+                    f"The local model is busy ({self._in_flight} requests queued).",
                     hint="Retry in a moment.",
                 )
-            self._waiting += 1
-        request = _Request(list(input_ids), params)
-        self._queue.put(request)
+            self._in_flight += 1
+            self._pending.append(request)
+            self._cond.notify()
         return TokenStream(request)
 
     def shutdown(self) -> None:
-        self._queue.put(None)
+        """Stop the worker; requests still in flight end with ``UnavailableError``."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
         self._thread.join(timeout=10)
+
+    # -- worker --------------------------------------------------------------------------
 
     def _run(self) -> None:
         import torch
 
         torch.set_grad_enabled(False)
-        while True:
-            request = self._queue.get()
-            if request is None:
-                return
+        with torch.inference_mode():
+            while self._wait_for_work():
+                self._admit()
+                self._prefill()
+                self._decode()
+        self._abort_all()
+
+    def _wait_for_work(self) -> bool:
+        with self._cond:
+            while not (self._pending or self._prefilling or self._rows or self._stopping):
+                self._cond.wait()
+            return not self._stopping
+
+    def _end(self, request: Request, error: BaseException | None = None) -> None:
+        end_request(request, error)
+        with self._cond:
+            self._in_flight -= 1
+
+    def _fail(self, sequence: Sequence, exc: Exception) -> None:
+        log.error("generation failed", exc_info=exc)
+        self._end(sequence.request, GenerationError(f"Generation failed: {exc}"))
+
+    def _abort_all(self) -> None:
+        with self._cond:
+            requests = [*self._pending, *(s.request for s in (*self._prefilling, *self._rows))]
+            self._pending.clear()
+        self._prefilling.clear()
+        self._rows = []
+        self._batch = KVBatch()
+        for request in requests:
+            self._end(request, UnavailableError("The local model has shut down."))
+
+    def _admit(self) -> None:
+        """Move waiting requests into the batch while it has room (in arrival order)."""
+        admitted: list[Request] = []
+        with self._cond:
+            for request in [r for r in self._pending if r.cancelled.is_set()]:
+                self._pending.remove(request)  # gave up while waiting: nothing to cancel
+                self._end(request)
+            tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
+            running = len(self._prefilling) + len(self._rows)
+            while self._pending and running < self.max_batch_size:
+                prompt = len(self._pending[0].input_ids)
+                if running and tokens + prompt > self.max_batch_tokens:
+                    break
+                admitted.append(self._pending.popleft())
+                running, tokens = running + 1, tokens + prompt
+                log.debug("request admitted: %d running, %d waiting", running, len(self._pending))
+        for request in admitted:
             try:
-                if not request.cancelled.is_set():
-                    with torch.inference_mode():
-                        self._generate(request)
-            except Exception as exc:  # keep serving others; the consumer gets the reason
-                log.exception("generation failed")
-                request.events.put(GenerationError(f"Generation failed: {exc}"))
-            finally:
-                request.events.put(_END)
-                with self._lock:
-                    self._waiting -= 1
+                sequence = Sequence(request, self.loaded, self._special_ids)
+            except Exception as exc:  # e.g. a sampler that cannot be built for this model
+                self._end(request, GenerationError(f"Generation failed: {exc}"))
+                continue
+            if sequence.budget <= 0:
+                self._end(request)  # no room left in the context: nothing to generate
+            else:
+                self._prefilling.append(sequence)
 
-    def _prefill(self, ids: list[int], logits) -> list[tuple[int, str, float | None]]:
-        """The prompt's tokens with the raw model logprob of each (first: None)."""
-        import torch
+    def _prefill(self) -> None:
+        """Prefill waiting sequences, about one chunk's worth of prompt tokens per step."""
+        done = 0
+        while self._prefilling and done < PREFILL_CHUNK:
+            sequence = self._prefilling[0]
+            if sequence.request.cancelled.is_set():
+                self._prefilling.popleft()
+                log.info("request cancelled after %d tokens", 0)
+                self._end(sequence.request)
+                continue
+            try:
+                done += sequence.prefill_chunk(self.loaded.model, PREFILL_CHUNK)
+            except Exception as exc:  # this request fails; the others keep going
+                self._prefilling.popleft()
+                self._fail(sequence, exc)
+                continue
+            if sequence.prefilling:
+                continue
+            self._prefilling.popleft()
+            if sequence.finished:
+                self._end(sequence.request)
+            else:
+                self._batch.add(sequence.take_cache(), len(sequence.ids) - 1)
+                self._rows.append(sequence)
 
-        logprobs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
-        picked = logprobs.gather(1, torch.tensor(ids[1:], device=logits.device)[:, None])[:, 0]
-        values = [None, *picked.tolist()]
-        tokenizer = self.loaded.tokenizer
-        return [(i, tokenizer.decode([i]), lp) for i, lp in zip(ids, values, strict=True)]
+    def _decode(self) -> None:
+        """One forward pass for every decoding row, then each row picks its own token."""
+        rows = self._rows
+        keep = []
+        for i, sequence in enumerate(rows):
+            if sequence.request.cancelled.is_set():
+                log.info("request cancelled after %d tokens", sequence.index)
+                self._end(sequence.request)
+            else:
+                keep.append(i)
+        self._leave(keep)
+        rows = self._rows
+        if not rows:
+            return
+        try:
+            logits = self._batch.forward(self.loaded.model, [s.ids[-1] for s in rows])
+        except Exception as exc:  # the pass is shared: every row in it fails
+            for sequence in rows:
+                self._fail(sequence, exc)
+            self._leave([])
+            return
+        keep = []
+        for i, sequence in enumerate(rows):
+            try:
+                sequence.accept(logits[i : i + 1])
+            except Exception as exc:  # e.g. a grammar error: only this row fails
+                self._fail(sequence, exc)
+                continue
+            if sequence.finished:
+                self._end(sequence.request)
+            else:
+                keep.append(i)
+        self._leave(keep)
 
-    def _generate(self, request: _Request) -> None:
-        import torch
-
-        loaded, params = self.loaded, request.params
-        model, tokenizer = loaded.model, loaded.tokenizer
-        sampler = Sampler(params, loaded.device)
-        special_ids = self._special_ids
-        ids = list(request.input_ids)
-        input_length = len(ids)
-        budget = min(params.max_new_tokens, loaded.max_context - input_length)
-        decoder = IncrementalDecoder(tokenizer, ids)
-        text = ""
-        started = time.perf_counter()
-
-        past = None
-        step_input = torch.tensor([ids], device=loaded.device)
-        for index in range(1, budget + 1):
-            if request.cancelled.is_set():
-                log.info("request cancelled after %d tokens", index - 1)
-                return
-            # Logits for the last position only, unless the prompt's own logprobs are asked
-            # for: a long prompt's full logits would take GBs (positions × vocabulary).
-            all_logits = index == 1 and params.prefill_details
-            out = model(
-                input_ids=step_input,
-                past_key_values=past,
-                use_cache=True,
-                logits_to_keep=0 if all_logits else 1,
-            )
-            past = out.past_key_values
-            choice = sampler(ids, out.logits[:, -1, :])
-            token_id = choice.token_id
-            prefill = (
-                self._prefill(ids, out.logits) if index == 1 and params.prefill_details else None
-            )
-            ids.append(token_id)
-            special = token_id in special_ids
-            delta = "" if special else decoder.step(token_id)
-            finish = None
-            if token_id in loaded.eos_token_ids:
-                finish = "eos_token"
-            elif params.stop and _hits_stop(text, delta, params.stop):
-                finish = "stop_sequence"
-            elif index == budget:
-                finish = "length"
-            if finish == "length":
-                delta += decoder.flush()
-            text += delta
-            token_text = tokenizer.convert_ids_to_tokens(token_id) if special else delta
-            event = TokenEvent(index, token_id, token_text, choice.logprob, special, input_length)
-            event.prefill = prefill
-            if choice.top:
-                event.top_tokens = [
-                    (i, tokenizer.decode([i]), lp, i in special_ids) for i, lp in choice.top
-                ]
-            if finish:
-                event.finish_reason = finish
-                event.generated_text = text
-                event.seed = sampler.seed if sampler.sampling else None
-                request.events.put(event)
-                elapsed = time.perf_counter() - started
-                log.info(
-                    "request done: %d prompt + %d new tokens in %.2f s (%s)",
-                    input_length,
-                    index,
-                    elapsed,
-                    finish,
-                )
-                return
-            request.events.put(event)
-            step_input = torch.tensor([[token_id]], device=loaded.device)
+    def _leave(self, keep: list[int]) -> None:
+        """Keep only the rows at ``keep``; the others have left the batch."""
+        if len(keep) == len(self._rows):
+            return
+        self._batch.keep(keep)
+        self._rows = [self._rows[i] for i in keep]
