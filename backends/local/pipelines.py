@@ -78,7 +78,18 @@ class LocalTasks:
     """Runs the non-generation tasks on local models (transformers, sentence-transformers,
     scikit-learn), on CUDA when torch sees one, else on the CPU."""
 
-    def __init__(self, *, device: Device = "auto", cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        device: Device = "auto",
+        cache_dir: Path | None = None,
+        models: dict[str, str] | None = None,
+    ) -> None:
+        """``models``: the local model per task name (a directory or Hub id) used when a
+        request names none, e.g. from ``app.py --task-model image_classification=./vit``."""
+        for name in models or {}:
+            get_task(name)  # an unknown task name is an error, not silently ignored
+        self.models = dict(models or {})
         self.device = device
         # The playground's own cache (converted GGUF weights); Hub models use the HF cache.
         self.cache_dir = cache_dir
@@ -90,9 +101,12 @@ class LocalTasks:
     # -- what would run -------------------------------------------------------------------
 
     def default_model(self, name: str) -> str | None:
-        """The model a task uses when the user names none: the bundled all-MiniLM-L6-v2 for
-        ``feature_extraction`` and ``sentence_similarity``, else ``None``."""
+        """The model a task uses when the user names none: the one configured for it
+        (``models``), else the bundled all-MiniLM-L6-v2 for ``feature_extraction`` and
+        ``sentence_similarity``, else ``None``."""
         spec = get_task(name)
+        if spec.name in self.models:
+            return self.models[spec.name]
         if spec.name in ("feature_extraction", "sentence_similarity"):
             path = bundled_embeddings_dir()
             return str(path) if path else None
@@ -109,6 +123,8 @@ class LocalTasks:
             default = self.default_model(spec.name)
             if default is None:
                 return self._no_model(spec).user_message()
+            if spec.name in self.models:
+                return self.describe(spec.name, default).replace(" (", " (configured, ", 1)
             state = " (loaded)" if self._is_loaded(spec.name, default) else ""
             return f"Local model: {BUNDLED_EMBEDDINGS_NAME} (bundled){state}."
         path = Path(model).expanduser()

@@ -354,6 +354,16 @@ def test_text_classification_all_labels_then_top_k(tasks, models):
     assert sum(i.score for i in sigmoid) != pytest.approx(1.0, abs=1e-3)
 
 
+def test_configured_task_model_runs_when_the_request_names_none(models):
+    configured = LocalTasks(models={"text_classification": models["text_classification"]})
+    assert configured.default_model("text_classification") == models["text_classification"]
+    assert models["text_classification"] in configured.describe("text_classification")
+    result = configured.run("text_classification", {"text": "I love it"}, {})
+    assert {item.label for item in result} == set(tiny.TEXT_LABELS.values())
+    with pytest.raises(InputValidationError):
+        LocalTasks(models={"no_such_task": "x"})
+
+
 def test_token_classification_aggregation_and_ignore_labels(tasks, models):
     model = models["token_classification"]
     text = "John lives in Paris"
