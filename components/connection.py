@@ -120,6 +120,21 @@ def check(connection: Connection, local: Backend) -> str:
 
 def render(local: Backend, providers: list[str]) -> gr.State:
     """The panel's widgets; returns the session ``gr.State`` holding the ``Connection``."""
+    return render_panel(local, providers).state
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A rendered connection panel: its ``state`` and its ``fields``, whose values, in
+    order, are ``Connection(*values)``. (A ``gr.State`` set by an unqueued event fires no
+    ``change``: a tab that reacts to the choice listens to the fields.)"""
+
+    state: gr.State
+    fields: list[gr.components.Component]
+
+
+def render_panel(local: Backend, providers: list[str]) -> Panel:
+    """Like ``render``, also returning the fields (see ``Panel``)."""
     state = gr.State(Connection())
     with gr.Accordion("Connection", open=False):
         mode = gr.Radio([LOCAL, REMOTE], value=LOCAL, show_label=False)
@@ -167,4 +182,4 @@ def render(local: Backend, providers: list[str]) -> gr.State:
         api_visibility="private",
         concurrency_limit=None,
     )
-    return state
+    return Panel(state, fields)

@@ -201,8 +201,9 @@ def target_note(spec: TaskSpec, connection: Connection | None, local: Backend) -
         remote = "open **Connection** → *Remote endpoint*" + (
             f" (recommended model: `{recommended}`)" if recommended else ""
         )
-        if known:
-            return f"⚠️ **No local model for this task.** {description} Or {remote}."
+        if known:  # the runner says why (no model bundled, no runner at all) and what to do
+            reason = description.rstrip(".") or f"No local model for {spec.title}"
+            return f"⚠️ {reason} — {remote}."
         return f"💻 **Local:** type a model directory in *{LOCAL_MODEL_LABEL}*, or {remote}."
     if connection.is_url:
         return f"🌐 **Remote:** `{connection.endpoint}` (serves one model)"
@@ -341,25 +342,27 @@ def render_group(
     ``api_key_required`` is accepted for symmetry with the other tabs (these have no
     Show code panel yet)."""
     del api_key_required
-    connection = connection_panel.render(backend, providers)
+    panel = connection_panel.render_panel(backend, providers)
     specs = tasks_in(group)
     targets: list[gr.components.Component] = []
     with gr.Tabs(overflow_behavior="wrap", elem_id=f"{group}-tasks"):
         for spec in specs:
             with gr.Tab(spec.title, id=spec.name, elem_id=f"task-{spec.name}"):
-                targets.extend(_render_task(spec, backend, connection))
+                targets.extend(_render_task(spec, backend, panel.state))
 
-    def retarget(conn: Connection) -> list:
+    def retarget(*values) -> list:
+        conn = Connection(*values)
         updates = []
         for spec in specs:
             updates.append(target_note(spec, conn, backend))
             updates.append(gr.update(**model_field(spec, conn, backend)))
         return updates
 
-    connection.change(
+    gr.on(
+        [field.change for field in panel.fields],
         retarget,
-        connection,
-        targets,
+        inputs=panel.fields,
+        outputs=targets,
         api_visibility="private",
         show_progress="hidden",
         queue=False,

@@ -311,8 +311,10 @@ def test_backend_for_task_without_a_default_falls_back_to_the_panel_rule():
 def test_the_note_says_plainly_when_no_local_model_exists_and_suggests_remote():
     local = FakeBackend(tasks_runner=Runner())
     note = tasks.target_note(get_task("object_detection"), Connection(LOCAL), local)
-    assert note.startswith("⚠️ **No local model for this task.**")
-    assert "Remote endpoint" in note and "facebook/detr-resnet-50" in note
+    assert note == (
+        "⚠️ No local model for Object detection — open **Connection** → *Remote endpoint* "
+        "(recommended model: `facebook/detr-resnet-50`)."
+    )
     bundled = tasks.target_note(get_task("sentence_similarity"), None, local)
     assert bundled == "💻 **Local:** Local model: all-MiniLM-L6-v2 (bundled)."
     assert tasks.model_field(get_task("sentence_similarity"), None, local)["placeholder"] == (
@@ -438,3 +440,16 @@ def test_the_run_handler_draws_the_result(demo):
     assert drawn["value"].getpixel((1, 3)) == PALETTE[0]
     assert table["value"]["label"].tolist() == ["x"]
     assert raw[0]["label"] == "x"
+
+
+def test_switching_the_connection_retargets_every_task_of_the_tab(demo):
+    retarget = _fn(demo, "retarget")  # the Image tab's: its panel's fields in, notes out
+    assert len(retarget.inputs) == 5  # mode, endpoint, provider, model, token
+    updates = retarget.fn(REMOTE, "", "hf-inference", "", "hf_x")
+    image_tasks = [name for name in TASKS if TASKS[name].group == "image"]
+    assert len(updates) == 2 * len(image_tasks)
+    assert updates[0] == "🌐 **Remote:** `google/vit-base-patch16-224` via hf-inference"
+    assert updates[1]["label"] == "Hub model id"
+    back = retarget.fn(LOCAL, "", "auto", "", "")
+    assert back[0].startswith("⚠️ No local model for Image classification")
+    assert back[1]["label"] == "Local model"
