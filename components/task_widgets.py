@@ -11,6 +11,7 @@ told ``normalize=false``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -126,6 +127,17 @@ def _bounds(param: Param) -> str:
     return f"{low}–{high}"
 
 
+def initial_value(param: Param) -> Any:
+    """A parameter widget's starting value: the ``Param``'s default, else "unset"."""
+    if param.kind == "bool":
+        return DEFAULT_CHOICE if param.default is None else str(bool(param.default)).lower()
+    if param.kind == "choice":
+        return param.default or DEFAULT_CHOICE
+    if param.kind in ("int", "float"):
+        return param.default
+    return param.default or ""
+
+
 def param_widget(spec: TaskSpec, param: Param) -> gr.components.Component:
     """The widget for one parameter, starting at "the server's default" unless the
     ``Param`` declares a default."""
@@ -133,7 +145,7 @@ def param_widget(spec: TaskSpec, param: Param) -> gr.components.Component:
     elem_id = f"{spec.name}-param-{param.name}"
     if param.kind in ("int", "float"):
         return gr.Number(
-            value=param.default,
+            value=initial_value(param),
             label=param.label,
             info=f"{info}{'; ' if info else ''}empty: server default",
             minimum=param.minimum,
@@ -143,20 +155,23 @@ def param_widget(spec: TaskSpec, param: Param) -> gr.components.Component:
             elem_id=elem_id,
         )
     if param.kind == "bool":
-        value = DEFAULT_CHOICE if param.default is None else str(bool(param.default)).lower()
         return gr.Radio(
-            BOOL_CHOICES, value=value, label=param.label, info=info or None, elem_id=elem_id
+            BOOL_CHOICES,
+            value=initial_value(param),
+            label=param.label,
+            info=info or None,
+            elem_id=elem_id,
         )
     if param.kind == "choice":
         return gr.Dropdown(
             [DEFAULT_CHOICE, *param.choices],
-            value=param.default or DEFAULT_CHOICE,
+            value=initial_value(param),
             label=param.label,
             info=info or None,
             elem_id=elem_id,
         )
     return gr.Textbox(
-        value=param.default or "",
+        value=initial_value(param),
         label=param.label,
         info=info + (" (comma-separated)" if param.kind == "labels" else ""),
         placeholder="empty: server default",

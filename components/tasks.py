@@ -13,6 +13,7 @@ is also the app's Gradio API endpoint named after the InferenceClient method, e.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,12 @@ from backends.media import check_audio, check_image, check_table, read_csv
 from backends.tasks import Group, TaskSpec, tasks_in, validate_parameters
 from components import connection as connection_panel
 from components import render_media, renderers
-from components.common import show_error
+from components.common import show_error, to_gradio_error
 from components.connection import LOCAL, Connection, backend_for_task
 from components.renderers import Labelled
 from components.task_widgets import (
     DEFAULT_CHOICE,
+    initial_value,
     input_widgets,
     output_widgets,
     param_widgets,
@@ -273,6 +275,33 @@ def as_updates(outputs: Sequence[Any]) -> list:
 # -- layout and events ------------------------------------------------------------------
 
 
+def is_api_call(request: gr.Request | None) -> bool:
+    """Whether a Gradio API client (``gradio_client`` marks its requests) sent the event,
+    rather than the browser UI."""
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("x-gradio-user") == "api"
+
+
+def api_signature(handler: Callable, spec: TaskSpec) -> None:
+    """Give a Run handler (``*values``) the signature its API endpoint shows: the task's
+    input names, ``model`` and the parameter names, with the widgets' starting values as
+    defaults, so ``Client.predict(image, api_name="/image_classification")`` needs only the
+    inputs. Gradio reads this signature for the endpoint and to pass ``gr.Request``."""
+    Parameter = inspect.Parameter
+
+    def positional(name: str, default: Any = Parameter.empty) -> inspect.Parameter:
+        return Parameter(name, Parameter.POSITIONAL_OR_KEYWORD, default=default)
+
+    parameters = [
+        positional(item.name, None if item.optional else Parameter.empty) for item in spec.inputs
+    ]
+    parameters.append(positional("model", None))
+    parameters += [positional(param.name, initial_value(param)) for param in spec.params]
+    parameters += [positional("connection", None), positional("request", None)]
+    handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    handler.__annotations__ = {"request": gr.Request}
+
+
 def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
     gr.Markdown(spec.description, elem_classes="task-description")
     note = gr.Markdown(target_note(spec, None, local), elem_id=f"{spec.name}-note")
@@ -310,17 +339,23 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
     n_inputs, n_params = len(inputs.values), len(params)
 
     def call(*values):
+        *values, conn, request = values
         input_values = values[:n_inputs]
-        typed_model = values[n_inputs]
         param_values = values[n_inputs + 1 : n_inputs + 1 + n_params]
         try:
-            backend, chosen = task_target(values[-1], local, spec, typed_model)
+            backend, chosen = task_target(conn, local, spec, values[n_inputs])
             result = run(backend, spec, input_values, param_values, model=chosen)
         except BackendError as exc:
+            if is_api_call(request):
+                raise to_gradio_error(exc) from None  # a client gets the reason as an error
             show_error(exc)
             return [gr.skip()] * (len(outputs) + 1)  # what was shown stays
+        if is_api_call(request):  # plain values: no update dicts for a client to unwrap
+            plain = [v.value if isinstance(v, Labelled) else v for v in result.outputs]
+            return [*plain, result.raw]
         return [*as_updates(result.outputs), result.raw]
 
+    api_signature(call, spec)
     run_btn.click(
         call,
         [*inputs.values, model, *params, connection],

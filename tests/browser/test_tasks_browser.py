@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from playwright.sync_api import Locator, Page, expect
 
 from tests.server.fake_tasks_endpoint import FakeTasksEndpoint
@@ -113,3 +115,20 @@ def test_a_text_file_uploaded_as_an_image_gets_a_clear_message_and_the_tab_keeps
     panel.locator("#image_classification-run").click()
     top = PAYLOADS["image_classification"][0]["label"]
     expect(page.locator("#image_classification-out-0")).to_contain_text(top, timeout=RUN_TIMEOUT_MS)
+
+
+def test_each_task_is_an_api_endpoint_named_after_its_inference_client_method(app_url: str):
+    client = Client(app_url, verbose=False)
+    try:
+        table, raw = client.predict(
+            "That is a happy person",
+            "Today is a sunny day\nThat is a very happy person",
+            api_name="/sentence_similarity",
+        )
+        assert len(raw) == 2 and raw[1] > raw[0]  # InferenceClient's list[float], in order
+        assert table["data"][0][0] == "That is a very happy person"  # the table: best first
+        # A client gets the reason as an error (the UI shows it as a toast).
+        with pytest.raises(AppError, match="No local model for Object detection"):
+            client.predict(handle_file(str(EXAMPLES / "shapes.png")), api_name="/object_detection")
+    finally:
+        client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -421,7 +422,7 @@ def test_the_run_handler_shows_a_bad_upload_as_a_toast_and_keeps_the_outputs(dem
     fn = _fn(demo, "object_detection")
     # image, model, threshold, connection (the State)
     with pytest.warns(UserWarning, match="not an image"):
-        outputs = fn.fn(str(fake), "", None, Connection())
+        outputs = fn.fn(str(fake), "", None, Connection(), None)
     assert len(outputs) == 3 and all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
@@ -430,13 +431,13 @@ def test_the_run_handler_shows_backend_errors_as_toasts():
     built = build_ui(local)
     fn = _fn(built, "fill_mask")
     with pytest.warns(UserWarning, match="No local model for Fill mask: Go remote."):
-        outputs = fn.fn("Paris is the [MASK].", "", None, "", Connection())
+        outputs = fn.fn("Paris is the [MASK].", "", None, "", Connection(), None)
     assert all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
 def test_the_run_handler_draws_the_result(demo):
     fn = _fn(demo, "object_detection")
-    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, Connection())
+    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, Connection(), None)
     assert drawn["value"].getpixel((1, 3)) == PALETTE[0]
     assert table["value"]["label"].tolist() == ["x"]
     assert raw[0]["label"] == "x"
@@ -453,3 +454,29 @@ def test_switching_the_connection_retargets_every_task_of_the_tab(demo):
     back = retarget.fn(LOCAL, "", "auto", "", "")
     assert back[0].startswith("⚠️ No local model for Image classification")
     assert back[1]["label"] == "Local model"
+
+
+def test_api_clients_get_the_error_instead_of_a_toast():
+    local = FakeBackend(error=UnavailableError("No local model for Fill mask:", hint="Go remote."))
+    fn = _fn(build_ui(local), "fill_mask")
+    client = SimpleNamespace(headers={"x-gradio-user": "api"})
+    with pytest.raises(gr.Error, match="No local model for Fill mask: Go remote."):
+        fn.fn("Paris is the [MASK].", "", None, "", Connection(), client)
+
+
+def test_each_endpoint_takes_the_tasks_input_names_and_only_the_inputs_are_required(demo):
+    endpoints = demo.get_api_info()["named_endpoints"]
+    parameters = endpoints["/zero_shot_classification"]["parameters"]
+    assert [(p["parameter_name"], p["parameter_has_default"]) for p in parameters] == [
+        ("text", False),
+        ("candidate_labels", False),
+        ("model", True),
+        ("multi_label", True),
+        ("hypothesis_template", True),
+    ]
+    assert parameters[3]["parameter_default"] == "false"  # the Param's declared default
+    image_to_image = endpoints["/image_to_image"]["parameters"]
+    assert (
+        image_to_image[1]["parameter_name"] == "prompt"
+        and image_to_image[1]["parameter_has_default"]
+    )
