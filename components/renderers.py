@@ -186,12 +186,13 @@ def table_answer(result: Any, inputs: dict) -> tuple[str, Any]:
 
 
 def table_predictions(result: Any, inputs: dict) -> tuple[pd.DataFrame]:
-    """Tabular classification / regression: the input rows with a ``prediction`` column."""
+    """Tabular classification / regression: the input rows with a ``prediction`` column
+    joined — first, so it stays in view when the table scrolls sideways."""
     frame = pd.DataFrame(inputs["table"])
     predictions = list(as_list(result))
     # A model that answers fewer rows than it was given leaves the rest empty, visibly.
     predictions += [None] * (len(frame.index) - len(predictions))
-    frame.insert(len(frame.columns), "prediction", predictions[: len(frame.index)])
+    frame.insert(0, "prediction", predictions[: len(frame.index)])
     return (frame,)
 
 

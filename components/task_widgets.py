@@ -2,7 +2,7 @@
 parameter kind and output kind (``backends.tasks``). Layout only: events are wired in
 ``components.tasks``.
 
-Parameters start unset ("default", an empty number or textbox): an unset parameter is not
+Parameters start unset ("default", an empty textbox — numbers too): an unset parameter is not
 sent, so the server's own default applies. Booleans are a three-way choice for the same
 reason: a checkbox could not say "leave it to the server" (TEI normalizes embeddings unless
 told ``normalize=false``).
@@ -78,7 +78,6 @@ def _input(spec: TaskSpec, item: Input, widgets: InputWidgets) -> None:
             label=f"{item.label} (editable; cells are sent as text)",
             interactive=True,
             datatype="str",
-            wrap=True,
             max_height=320,
             elem_id=elem_id,
         )
@@ -133,9 +132,9 @@ def initial_value(param: Param) -> Any:
         return DEFAULT_CHOICE if param.default is None else str(bool(param.default)).lower()
     if param.kind == "choice":
         return param.default or DEFAULT_CHOICE
-    if param.kind in ("int", "float"):
-        return param.default
-    return param.default or ""
+    if param.default is None:
+        return ""
+    return str(param.default) if param.kind in ("int", "float") else param.default
 
 
 def param_widget(spec: TaskSpec, param: Param) -> gr.components.Component:
@@ -144,14 +143,13 @@ def param_widget(spec: TaskSpec, param: Param) -> gr.components.Component:
     info = "; ".join(part for part in (param.info, _bounds(param)) if part)
     elem_id = f"{spec.name}-param-{param.name}"
     if param.kind in ("int", "float"):
-        return gr.Number(
+        # A textbox, not gr.Number: a Number cannot be empty (it shows and sends 0), and
+        # 0 is a real value here (threshold=0 keeps every box).
+        return gr.Textbox(
             value=initial_value(param),
             label=param.label,
-            info=f"{info}{'; ' if info else ''}empty: server default",
-            minimum=param.minimum,
-            maximum=param.maximum,
-            precision=0 if param.kind == "int" else None,
-            step=1 if param.kind == "int" else 0.05,
+            info=info or None,
+            placeholder=f"empty: server default ({'integer' if param.kind == 'int' else 'number'})",
             elem_id=elem_id,
         )
     if param.kind == "bool":
@@ -276,9 +274,8 @@ def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
     if kind == "table_predictions":
         return [
             gr.Dataframe(
-                label="Predictions (last column)",
+                label="Predictions (first column) and the rows they are for",
                 interactive=False,
-                wrap=True,
                 visible=False,  # shown with the first result (its columns are the input's)
                 elem_id=eid(0),
             )

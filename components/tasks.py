@@ -140,18 +140,33 @@ def collect_inputs(spec: TaskSpec, values: Sequence[Any]) -> dict[str, Any]:
     return inputs
 
 
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputValidationError(
+            f"`{name}` must be a number (got {value!r}).",
+            field=name,
+            hint="Type a number, or leave it empty for the server's default.",
+        ) from None
+
+
 def collect_parameters(spec: TaskSpec, values: Sequence[Any]) -> dict[str, Any]:
     """The parameters that were set, in InferenceClient's types; unset ones ("default",
     empty) are left out so the server's defaults apply. Raises ``InputValidationError``
     naming the field and its bounds."""
     given: dict[str, Any] = {}
     for param, value in zip(spec.params, values, strict=True):
-        if value is None or value == DEFAULT_CHOICE or (isinstance(value, str) and not value):
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == DEFAULT_CHOICE or value == "":
             continue
         if param.kind == "bool":
             value = value if isinstance(value, bool) else str(value).lower() == "true"
-        elif param.kind == "int" and float(value).is_integer():
-            value = int(value)
+        elif param.kind in ("int", "float"):
+            value = _number(param.name, value)
+            if param.kind == "int" and value.is_integer():
+                value = int(value)
         elif param.kind == "labels":
             value = split_labels(value) if isinstance(value, str) else list(value)
         given[param.name] = value

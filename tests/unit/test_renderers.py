@@ -244,8 +244,8 @@ def test_table_answer_names_the_aggregator_and_cells_when_the_answer_does_not():
 
 def test_tabular_predictions_are_joined_to_the_input_rows():
     (frame,) = renderers.table_predictions(["5", "6"], {"table": TABLE})
-    assert frame.columns.tolist() == ["Repository", "Stars", "prediction"]
-    assert frame.values.tolist() == [["Transformers", "36542", "5"], ["Datasets", "4512", "6"]]
+    assert frame.columns.tolist() == ["prediction", "Repository", "Stars"]
+    assert frame.values.tolist() == [["5", "Transformers", "36542"], ["6", "Datasets", "4512"]]
     (short,) = renderers.table_predictions([1.5], {"table": TABLE})
     assert short["prediction"].tolist()[0] == 1.5 and pd.isna(short["prediction"].tolist()[1])
 

@@ -33,7 +33,7 @@ from components import build_ui, tasks
 from components.connection import LOCAL, REMOTE, Connection, backend_for_task
 from components.render_media import PALETTE
 from components.renderers import Labelled
-from components.task_widgets import DEFAULT_CHOICE, output_widgets
+from components.task_widgets import DEFAULT_CHOICE, initial_value, output_widgets
 from presets import PresetError, load_task_presets, task_presets
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "presets" / "examples"
@@ -131,12 +131,7 @@ def sample_values(name: str) -> list[Any]:
 
 def unset(name: str) -> list[Any]:
     """Every parameter widget at its starting value."""
-    return [
-        DEFAULT_CHOICE
-        if p.kind in ("bool", "choice")
-        else (None if p.kind in ("int", "float") else "")
-        for p in get_task(name).params
-    ]
+    return [initial_value(p) for p in get_task(name).params]
 
 
 # -- run on every task ------------------------------------------------------------------
@@ -151,7 +146,8 @@ def test_every_task_runs_and_fills_each_of_its_output_widgets(name):
     assert len(result.outputs) == len(widgets)
     called, inputs, parameters, model = backend.calls[0]
     assert called == name and model is None
-    assert parameters == {}  # nothing set: nothing sent, the server's defaults apply
+    # Nothing set: nothing sent, the server's defaults apply (except a declared default).
+    assert parameters == {p.name: p.default for p in get_task(name).params if p.default is not None}
     assert set(inputs) == {i.name for i in get_task(name).inputs}
     assert result.raw is not None
 
@@ -160,7 +156,7 @@ def test_set_parameters_are_sent_in_inference_client_types():
     backend = FakeBackend()
     spec = get_task("token_classification")
     # aggregation_strategy, ignore_labels, stride
-    tasks.run(backend, spec, ["Sarah lives here."], ["simple", "O, MISC", 16.0])
+    tasks.run(backend, spec, ["Sarah lives here."], ["simple", "O, MISC", " 16 "])
     assert backend.calls[0][2] == {
         "aggregation_strategy": "simple",
         "ignore_labels": ["O", "MISC"],
@@ -170,6 +166,18 @@ def test_set_parameters_are_sent_in_inference_client_types():
     spec = get_task("zero_shot_classification")  # multi_label (bool), hypothesis_template
     tasks.run(backend, spec, ["text", "a, b"], ["false", ""])
     assert backend.calls[1][2] == {"multi_label": False}
+
+
+def test_zero_is_a_value_and_not_a_number_is_refused():
+    backend = FakeBackend()
+    image = str(EXAMPLES / "shapes.png")
+    tasks.run(backend, get_task("object_detection"), [image], ["0"])
+    assert backend.calls[0][2] == {"threshold": 0.0}
+    with pytest.raises(InputValidationError, match="`threshold` must be a number"):
+        tasks.run(backend, get_task("object_detection"), [image], ["high"])
+    with pytest.raises(InputValidationError, match="top_k"):
+        tasks.run(backend, get_task("text_classification"), ["hi"], ["2.5", DEFAULT_CHOICE])
+    assert len(backend.calls) == 1
 
 
 def test_a_parameter_out_of_bounds_is_refused_before_the_call():
