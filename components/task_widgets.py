@@ -18,8 +18,8 @@ import pandas as pd
 
 from backends.tasks import Input, Param, TaskSpec
 from components.render_media import MAX_AUDIO_OUTPUTS
+from components.task_inputs import DEFAULT_CHOICE
 
-DEFAULT_CHOICE = "default"
 BOOL_CHOICES = [DEFAULT_CHOICE, "true", "false"]
 EMPTY_TABLE = pd.DataFrame({"column 1": [""], "column 2": [""]})
 

@@ -29,11 +29,12 @@ from backends.errors import GenerationError, InputValidationError, UnavailableEr
 from backends.media import encode_png, encode_wav
 from backends.remote import RemoteBackend
 from backends.tasks import TASKS, get_task
-from components import build_ui, tasks
+from components import build_ui, task_inputs, tasks
 from components.connection import LOCAL, REMOTE, Connection, backend_for_task
 from components.render_media import PALETTE
 from components.renderers import Labelled
-from components.task_widgets import DEFAULT_CHOICE, initial_value, output_widgets
+from components.task_inputs import DEFAULT_CHOICE
+from components.task_widgets import initial_value, output_widgets
 from presets import PresetError, load_task_presets, task_presets
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "presets" / "examples"
@@ -236,7 +237,7 @@ def test_labels_and_sentences_are_split_into_lists():
     backend = FakeBackend()
     tasks.run(backend, get_task("sentence_similarity"), ["s", "a dog\n\n a cat \n"], [])
     assert backend.calls[0][1] == {"sentence": "s", "other_sentences": ["a dog", "a cat"]}
-    assert tasks.split_labels("cat, dog,\nbird,,") == ["cat", "dog", "bird"]
+    assert task_inputs.split_labels("cat, dog,\nbird,,") == ["cat", "dog", "bird"]
 
 
 def test_a_result_that_is_not_the_tasks_shape_is_a_clear_error():
@@ -257,10 +258,10 @@ def test_a_result_that_is_not_the_tasks_shape_is_a_clear_error():
 
 
 def test_a_csv_upload_fills_the_table_and_the_table_is_sent_as_strings():
-    frame = tasks.load_csv(str(EXAMPLES / "repos.csv"))
+    frame = task_inputs.load_csv(str(EXAMPLES / "repos.csv"))
     assert frame.columns.tolist() == ["Repository", "Stars", "Contributors", "Programming language"]
     assert frame.iloc[2].tolist() == ["Tokenizers", "3934", "34", "Rust, Python and NodeJS"]
-    assert tasks.load_csv(None) is None
+    assert task_inputs.load_csv(None) is None
     backend = FakeBackend()
     tasks.run(
         backend,
@@ -276,16 +277,16 @@ def test_a_bad_csv_names_the_problem(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("   ")
     with pytest.raises(InputValidationError, match="CSV file is empty"):
-        tasks.load_csv(str(empty))
+        task_inputs.load_csv(str(empty))
 
 
 def test_the_grid_drops_blank_rows_and_accepts_the_api_shape():
     frame = pd.DataFrame({"a": ["1", "", "3"], "b": [2, "", None]})
-    assert tasks.table_from_frame(frame) == {"a": ["1", "3"], "b": ["2", ""]}
+    assert task_inputs.table_from_frame(frame) == {"a": ["1", "3"], "b": ["2", ""]}
     api = {"headers": ["a", "b"], "data": [["1", "2"]], "metadata": None}
-    assert tasks.table_from_frame(api) == {"a": ["1"], "b": ["2"]}
+    assert task_inputs.table_from_frame(api) == {"a": ["1"], "b": ["2"]}
     with pytest.raises(InputValidationError, match="no rows"):
-        tasks.table_from_frame(pd.DataFrame({"a": [""], "b": [""]}))
+        task_inputs.table_from_frame(pd.DataFrame({"a": [""], "b": [""]}))
 
 
 # -- where a call goes ------------------------------------------------------------------
@@ -380,10 +381,10 @@ def test_example_uploads_pass_the_upload_checks():
         for example in task_presets()[name].examples:
             values = [example.get(i.name, "") for i in get_task(name).inputs]
             values = [
-                tasks.load_csv(v) if i.kind == "table" else v
+                task_inputs.load_csv(v) if i.kind == "table" else v
                 for i, v in zip(get_task(name).inputs, values, strict=True)
             ]
-            tasks.collect_inputs(get_task(name), values)
+            task_inputs.collect_inputs(get_task(name), values)
 
 
 @pytest.mark.parametrize(
