@@ -69,12 +69,16 @@ class LocalBackend:
         device: Device = "auto",
         cache_dir: Path | None = None,
         max_queue: int = 64,
+        max_batch_size: int = 16,
+        max_batch_tokens: int = 16384,
         load_timeout: float = 600.0,
     ) -> None:
         self.source = resolve_model(model)
         self.device = device
         self.cache_dir = cache_dir
         self.max_queue = max_queue
+        self.max_batch_size = max_batch_size  # requests decoding together (continuous batching)
+        self.max_batch_tokens = max_batch_tokens  # their prompt + generated tokens, at most
         self.load_timeout = load_timeout
         self._loaded: LoadedModel | None = None
         self._engine: Engine | None = None
@@ -101,7 +105,12 @@ class LocalBackend:
             self._loaded = load_model(
                 self.source, device=self.device, cache_dir=self.cache_dir, progress=self._progress
             )
-            self._engine = Engine(self._loaded, max_queue=self.max_queue)
+            self._engine = Engine(
+                self._loaded,
+                max_queue=self.max_queue,
+                max_batch_size=self.max_batch_size,
+                max_batch_tokens=self.max_batch_tokens,
+            )
             # Stop the worker before the interpreter tears torch down under it.
             atexit.register(self._engine.shutdown)
             elapsed = time.perf_counter() - started
@@ -161,6 +170,9 @@ class LocalBackend:
             "max_input_tokens": loaded.max_context - 1,
             "max_total_tokens": loaded.max_context,
             "max_concurrent_requests": engine.max_queue,
+            # TGI's batching limits: requests decoding together, and their tokens.
+            "max_batch_size": engine.stats()["max_batch_size"],
+            "max_batch_total_tokens": engine.stats()["max_batch_tokens"],
             "max_stop_sequences": 4,
             "router": "inference-playground",
             "version": VERSION,

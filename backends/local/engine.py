@@ -11,7 +11,8 @@ picks its tokens the same way alone or in a batch. Finished and cancelled reques
 pass, and a waiting request takes the slot.
 
 Limits: ``max_batch_size`` rows decode together and ``max_batch_tokens`` bounds the sum of
-their (prompt + generated) tokens; past either, requests wait in arrival order. Past
+their (prompt + generated) tokens, each request reserving its prompt + ``max_new_tokens``
+when it joins; past either, requests wait in arrival order. Past
 ``max_queue`` requests in flight (running and waiting), ``submit`` raises
 ``OverloadedError`` (HTTP 429 ``overloaded``).
 """
@@ -39,7 +40,7 @@ __all__ = ["Engine", "IncrementalDecoder", "TokenEvent", "TokenStream"]
 
 log = logging.getLogger(__name__)
 
-# Prompt tokens per prefill pass. Longer prompts are prefilled in chunks of this size, one
+# Prompt tokens per prefill pass (default). Longer prompts are prefilled in chunks, one
 # chunk between two decode steps, so a long prompt delays running streams by one chunk's
 # compute at a time. Chunk boundaries depend only on the prompt, so a prompt is prefilled
 # the same way whatever else is running.
@@ -73,8 +74,11 @@ class Engine:
         loaded: the model, tokenizer and limits.
         max_queue: requests in flight (running + waiting) past which ``submit`` refuses.
         max_batch_size: rows that decode together (1 serves one request at a time).
-        max_batch_tokens: bound on the running rows' prompt + generated tokens; a request
-            that does not fit waits (one alone always runs, whatever its length).
+        max_batch_tokens: bound on the running rows' prompt + generated tokens. Each
+            request reserves its prompt + ``max_new_tokens`` when it joins, so the bound
+            holds at every step; a request that does not fit waits (one alone always runs).
+        prefill_chunk: prompt tokens per prefill pass; about this many are prefilled
+            between two decode steps.
     """
 
     def __init__(
@@ -84,15 +88,17 @@ class Engine:
         max_queue: int = 64,
         max_batch_size: int = 16,
         max_batch_tokens: int = 16384,
+        prefill_chunk: int = PREFILL_CHUNK,
     ) -> None:
-        if max_batch_size < 1 or max_batch_tokens < 1:
-            raise ValueError("max_batch_size and max_batch_tokens must be >= 1")
+        if min(max_batch_size, max_batch_tokens, prefill_chunk) < 1:
+            raise ValueError("max_batch_size, max_batch_tokens and prefill_chunk must be >= 1")
         self.loaded = loaded
         self.max_queue = max_queue
         # Models whose cache cannot be padded and merged (sliding-window, linear attention)
         # are served one request at a time.
         self.max_batch_size = max_batch_size if supports_batching(loaded.model) else 1
         self.max_batch_tokens = max_batch_tokens
+        self.prefill_chunk = prefill_chunk
         self._cond = threading.Condition()  # guards the fields below (its lock is an RLock)
         self._pending: deque[Request] = deque()
         self._in_flight = 0
@@ -101,6 +107,7 @@ class Engine:
         self._prefilling: deque[Sequence] = deque()
         self._rows: list[Sequence] = []
         self._batch = KVBatch()
+        self._batch_tokens = 0
         tokenizer = loaded.tokenizer
         self._special_ids = frozenset(tokenizer.all_special_ids) | loaded.eos_token_ids
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
@@ -125,13 +132,12 @@ class Engine:
 
     def stats(self) -> dict[str, int]:
         """What /info or the UI can show: ``running``, ``waiting``, ``batch_tokens`` (prompt +
-        generated tokens of the running requests) and the limits."""
+        generated tokens of the running requests, as of the last step) and the limits."""
         with self._cond:
-            sequences = [*self._prefilling, *self._rows]
             return {
                 "running": self.running,
                 "waiting": self.waiting,
-                "batch_tokens": sum(len(s.ids) for s in sequences),
+                "batch_tokens": self._batch_tokens,
                 "max_batch_size": self.max_batch_size,
                 "max_batch_tokens": self.max_batch_tokens,
                 "max_queue": self.max_queue,
@@ -171,6 +177,7 @@ class Engine:
                 self._admit()
                 self._prefill()
                 self._decode()
+                self._batch_tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
         self._abort_all()
 
     def _wait_for_work(self) -> bool:
@@ -180,9 +187,11 @@ class Engine:
             return not self._stopping
 
     def _end(self, request: Request, error: BaseException | None = None) -> None:
-        end_request(request, error)
+        # Counted out before the stream ends, so a consumer that has seen its end never
+        # finds its request still counted.
         with self._cond:
             self._in_flight -= 1
+        end_request(request, error)
 
     def _fail(self, sequence: Sequence, exc: Exception) -> None:
         log.error("generation failed", exc_info=exc)
@@ -205,14 +214,16 @@ class Engine:
             for request in [r for r in self._pending if r.cancelled.is_set()]:
                 self._pending.remove(request)  # gave up while waiting: nothing to cancel
                 self._end(request)
-            tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
+            # Each request reserves the most tokens it can reach (prompt + max new tokens),
+            # so the batch stays within max_batch_tokens however long its requests run.
+            tokens = sum(s.input_length + s.budget for s in (*self._prefilling, *self._rows))
             running = len(self._prefilling) + len(self._rows)
             while self._pending and running < self.max_batch_size:
-                prompt = len(self._pending[0].input_ids)
-                if running and tokens + prompt > self.max_batch_tokens:
+                needs = self._reserve(self._pending[0])
+                if running and tokens + needs > self.max_batch_tokens:
                     break
                 admitted.append(self._pending.popleft())
-                running, tokens = running + 1, tokens + prompt
+                running, tokens = running + 1, tokens + needs
                 log.debug("request admitted: %d running, %d waiting", running, len(self._pending))
         for request in admitted:
             try:
@@ -225,10 +236,16 @@ class Engine:
             else:
                 self._prefilling.append(sequence)
 
+    def _reserve(self, request: Request) -> int:
+        """Tokens ``request`` can reach: its prompt and as many new ones as fit the context."""
+        prompt = len(request.input_ids)
+        room = self.loaded.max_context - prompt
+        return prompt + max(0, min(request.params.max_new_tokens, room))
+
     def _prefill(self) -> None:
         """Prefill waiting sequences, about one chunk's worth of prompt tokens per step."""
         done = 0
-        while self._prefilling and done < PREFILL_CHUNK:
+        while self._prefilling and done < self.prefill_chunk:
             sequence = self._prefilling[0]
             if sequence.request.cancelled.is_set():
                 self._prefilling.popleft()
@@ -236,7 +253,7 @@ class Engine:
                 self._end(sequence.request)
                 continue
             try:
-                done += sequence.prefill_chunk(self.loaded.model, PREFILL_CHUNK)
+                done += sequence.prefill_chunk(self.loaded.model, self.prefill_chunk)
             except Exception as exc:  # this request fails; the others keep going
                 self._prefilling.popleft()
                 self._fail(sequence, exc)
