@@ -13,10 +13,11 @@ Requests are served one at a time, in arrival order (llama.cpp runs one sequence
 on 2 cores a second one would only share the same cores). The consumer's ``close()`` is
 checked before every step, so a cancelled request stops within one token.
 
-Speed: greedy decoding runs at raw llama.cpp's speed (the sampler's argmax over the
-logits costs ~0.06 ms a token against ~8 ms for llama.cpp's step). Sampling pays what our
-``Sampler`` costs on one core: ~1.5 ms a token for the seeded multinomial over the whole
-vocabulary, ~3 ms more for ``top_p``'s full sort (measured on the bundled SmolLM2-135M).
+Speed (bundled SmolLM2-135M Q4_1, 2 cores, 128 new tokens, one run, tok/s): raw llama.cpp
+greedy 129; this engine greedy 119 (0.92x), sampling 106 (0.82x), temperature + top_p 75
+(0.58x: ``top_p`` sorts the whole vocabulary every token, ~3 ms); transformers engine 23.
+Greedy costs the sampler ~0.1 ms a token, sampling ~1 ms (the seeded multinomial draws one
+exponential per vocabulary entry), against ~7.5 ms for llama.cpp's step.
 
 llama-cpp-python is an optional extra (``requirements-fast.txt``; it compiles llama.cpp,
 minutes): it is imported only when an engine is built. ``llamacpp_available()`` says
@@ -103,7 +104,7 @@ def _default(f: dataclasses.Field) -> Any:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
-    return object()  # a required field is always "set"; compared with != it never matches
+    return object()  # unequal to any value: a required field always counts as set
 
 
 def check_supported(params: SamplingParams | Mapping[str, Any]) -> None:
@@ -117,9 +118,20 @@ def check_supported(params: SamplingParams | Mapping[str, Any]) -> None:
         )
 
 
+def default_threads() -> int:
+    """llama.cpp threads unless told: the physical cores less one (at least one).
+
+    llama.cpp's threads wait for each other by spinning at every step, so when one is
+    preempted by another busy thread (the server streaming tokens, a tokenizer, another
+    process) the step stalls. Measured on 2 cores with the bundled model, in one run: raw
+    llama.cpp greedy 129 tok/s with 1 thread, 73 with 2.
+    """
+    return max(1, physical_cores() - 1)
+
+
 def physical_cores() -> int:
     """Physical cores available to this process: llama.cpp is slower with one thread per
-    hyper-thread than with one per core."""
+    hyper-thread than with one per core. (psutil comes with accelerate, a requirement.)"""
     try:
         import psutil
 
@@ -221,7 +233,7 @@ class LlamaCppEngine:
         model_path: the ``.gguf`` file llama.cpp runs.
         max_queue: requests in flight (running + waiting) past which ``submit`` refuses.
         n_ctx: positions of llama.cpp's KV cache (default: the model's context).
-        n_threads: llama.cpp threads (default: the physical cores).
+        n_threads: llama.cpp threads (default: ``default_threads()``).
         n_batch: prompt tokens per llama.cpp decode call (llama-cpp-python's default).
 
     Raises:
@@ -243,7 +255,7 @@ class LlamaCppEngine:
     ) -> None:
         self.loaded = loaded
         self.max_queue = max_queue
-        self.n_threads = n_threads or physical_cores()
+        self.n_threads = n_threads or default_threads()
         self._context = _LlamaContext(
             model_path,
             n_ctx=n_ctx or loaded.max_context,
@@ -329,9 +341,8 @@ class LlamaCppEngine:
         import torch
 
         # One torch thread for the sampler, in this thread only (OpenMP's setting is per
-        # thread): llama.cpp's threads already hold every core, and a second team spinning
-        # on them made torch's sort (top_p) and multinomial ~7x slower (24 ms vs 3.3 ms a
-        # token measured here on 2 busy cores).
+        # thread): its tensors are one row of logits, too small to split, and a team of two
+        # on 2 busy cores made torch's sort (top_p) ~7x slower (24 ms vs 3.3 ms a token).
         torch.set_num_threads(1)
         with torch.inference_mode():
             while (request := self._next()) is not None:

@@ -28,7 +28,6 @@ from backends.local.llamacpp import (
     SUPPORTED,
     LlamaCppEngine,
     llamacpp_available,
-    physical_cores,
     unsupported,
 )
 from backends.local.model import ModelSource, bundled_gguf, load_tokenizer_only, resolve_model
@@ -81,15 +80,15 @@ def fast(loaded, source):
 
 
 @pytest.fixture(scope="module")
-def raw(source, loaded):
+def raw(source, loaded, fast):
     """Plain llama-cpp-python on the same file, context and threads: the reference."""
     from llama_cpp import Llama
 
     llm = Llama(
         source.location,
         n_ctx=loaded.max_context,
-        n_threads=physical_cores(),
-        n_threads_batch=physical_cores(),
+        n_threads=fast.n_threads,
+        n_threads_batch=fast.n_threads,
         logits_all=False,
         verbose=False,
     )
