@@ -72,8 +72,10 @@ class LocalBackend:
         max_batch_size: int = 16,
         max_batch_tokens: int = 16384,
         load_timeout: float = 600.0,
+        task_models: dict[str, str] | None = None,
     ) -> None:
         self.source = resolve_model(model)
+        self.task_models = dict(task_models or {})  # the local model per task (--task-model)
         self.device = device
         self.cache_dir = cache_dir
         self.max_queue = max_queue
@@ -231,7 +233,9 @@ class LocalBackend:
         """The pipeline runner for every task in ``backends.tasks`` (built on first use)."""
         with self._tasks_lock:
             if self._tasks is None:
-                self._tasks = LocalTasks(device=self.device, cache_dir=self.cache_dir)
+                self._tasks = LocalTasks(
+                    device=self.device, cache_dir=self.cache_dir, models=self.task_models
+                )
             return self._tasks
 
     def run_task(
