@@ -26,6 +26,7 @@ from backends.api import mount_api  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
+from backends.tasks import TASKS  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
 
 ENVIRONMENT = """\
@@ -37,6 +38,9 @@ environment variables (each flag's default):
   PLAYGROUND_CACHE_DIR  --cache-dir
   PLAYGROUND_MAX_CONCURRENT_REQUESTS  --max-concurrent-requests
   PLAYGROUND_API_KEY    --api-key (prefer the variable: flags show up in `ps`)
+  PLAYGROUND_ENGINE     --engine
+  PLAYGROUND_MAX_BATCH_SIZE  --max-batch-size
+  PLAYGROUND_TASK_MODELS     --task-model, comma-separated (TASK=MODEL,TASK=MODEL)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
 
@@ -46,6 +50,15 @@ def _env(*names: str, default: str | None = None) -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     return default
+
+
+def _task_model(value: str) -> tuple[str, str]:
+    task, _, model = value.partition("=")
+    if task.strip() not in TASKS or not model.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected TASK=MODEL with TASK one of {', '.join(TASKS)} (got {value!r})"
+        )
+    return task.strip(), model.strip()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,6 +105,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "local API answers 429 overloaded and the UI says it is busy (default: 128)",
     )
     parser.add_argument(
+        "--engine",
+        choices=["auto", "transformers", "llama.cpp"],
+        default=_env("PLAYGROUND_ENGINE", default="auto"),
+        help="local generation engine: llama.cpp (fast quantized CPU kernels, needs `make "
+        "setup-fast`) or transformers (continuous batching, CUDA); auto: llama.cpp for a "
+        "GGUF model on CPU when installed, else transformers (default: auto)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=int(_env("PLAYGROUND_MAX_BATCH_SIZE", default="16")),
+        help="requests the transformers engine decodes together (continuous batching); "
+        "more wait in its queue (default: 16)",
+    )
+    parser.add_argument(
+        "--task-model",
+        action="append",
+        metavar="TASK=MODEL",
+        type=_task_model,
+        default=[
+            _task_model(item) for item in (_env("PLAYGROUND_TASK_MODELS") or "").split(",") if item
+        ],
+        help="local model for a task tab (a directory or a Hub id in the HF cache), e.g. "
+        "image_classification=./vit-tiny; repeatable (default: the bundled all-MiniLM-L6-v2 "
+        "for feature_extraction and sentence_similarity, none for the others)",
+    )
+    parser.add_argument(
         "--api-key",
         default=_env("PLAYGROUND_API_KEY"),
         help="Bearer key required by the local API at /api. Required when --host is not a "
@@ -121,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         cache_dir=args.cache_dir,
         max_queue=args.max_concurrent_requests,
+        max_batch_size=args.max_batch_size,
+        task_models=dict(args.task_model),
     ).start()
     app = FastAPI(
         title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"
