@@ -1,0 +1,63 @@
+"""The task tabs through the real app's Gradio API (``gradio_client``), on the local backend:
+each task is an endpoint named after its InferenceClient method. Only the two embedding
+tasks have a bundled model (all-MiniLM-L6-v2), so they run for real; the others must refuse
+with the reason and what to do instead of failing obscurely."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client, handle_file
+
+from backends.tasks import TASKS
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str):
+    client = Client(app_url, verbose=False)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_every_task_is_an_api_endpoint_named_after_its_method(client) -> None:
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {f"/{name}" for name in TASKS} <= named
+
+
+def test_sentence_similarity_on_the_bundled_model(client) -> None:
+    others = "That is a very happy person\nToday is a sunny day\nThat is a happy dog"
+    table, raw = client.predict("That is a happy person", others, api_name="/sentence_similarity")
+    scores = dict(zip(others.splitlines(), raw, strict=True))
+    assert scores["That is a very happy person"] > scores["That is a happy dog"]
+    assert scores["That is a happy dog"] > scores["Today is a sunny day"]
+    assert table["data"][0][0] == "That is a very happy person"  # best first
+
+
+def test_feature_extraction_on_the_bundled_model(client) -> None:
+    *_, raw = client.predict("An embedding of this text.", api_name="/feature_extraction")
+    vector = raw[0] if isinstance(raw[0], list) else raw
+    assert len(vector) == 384
+    assert any(abs(v) > 1e-3 for v in vector)
+
+
+def test_a_task_without_a_local_model_says_what_to_do(client, tmp_path) -> None:
+    image = tmp_path / "tiny.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(image)
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(image)), api_name="/image_classification")
+    message = str(info.value)
+    assert "No local model for Image classification" in message
+    assert "Remote" in message
+
+
+def test_a_text_file_sent_as_an_image_is_refused_clearly(client, tmp_path) -> None:
+    fake = tmp_path / "notes.png"
+    fake.write_text("these are notes, not pixels")
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(fake)), api_name="/object_detection")
+    assert "not an image" in str(info.value)
