@@ -119,7 +119,14 @@ _SHELL_SETTINGS = (
     "PLAYGROUND_DEVICE",
     "PLAYGROUND_API_KEY",
     "PLAYGROUND_MAX_CONCURRENT_REQUESTS",
+    "PLAYGROUND_MAX_BATCH_SIZE",
+    "PLAYGROUND_TASK_MODELS",
+    "PLAYGROUND_ENGINE",
 )
+# The server and browser tiers test the default transformers engine (batching, every TGI
+# parameter) unless a test asks for another: `auto` would pick llama.cpp where it is
+# installed. tests/server/test_llamacpp_app.py starts the app on llama.cpp.
+_TEST_ENGINE = {"PLAYGROUND_ENGINE": "transformers"}
 
 
 @contextlib.contextmanager
@@ -138,6 +145,7 @@ def start_app(
     )
     for name in _SHELL_SETTINGS:
         full_env.pop(name, None)
+    full_env.update(_TEST_ENGINE)
     full_env.update(env or {})
     command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args]
     with log_path.open("wb") as log:
