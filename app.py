@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         max_queue=args.max_concurrent_requests,
         max_batch_size=args.max_batch_size,
         task_models=dict(args.task_model),
+        engine=args.engine,
     ).start()
     app = FastAPI(
         title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"

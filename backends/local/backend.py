@@ -26,8 +26,14 @@ from huggingface_hub import (
 from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
 from backends.local.engine import Engine
+from backends.local.engines import (
+    create_engine,
+    load_for_engine,
+    select_engine,
+    supported_parameters,
+)
 from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, tool_call_schema
-from backends.local.model import Device, LoadedModel, load_model, resolve_model
+from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
 from backends.local.pipelines import LocalTasks
 from backends.local.sampling import SamplingParams
@@ -73,8 +79,11 @@ class LocalBackend:
         max_batch_tokens: int = 16384,
         load_timeout: float = 600.0,
         task_models: dict[str, str] | None = None,
+        engine: str = "auto",
     ) -> None:
         self.source = resolve_model(model)
+        self.engine_choice = engine  # --engine: auto | transformers | llama.cpp
+        self.engine_name: str | None = None  # the one chosen at load time
         self.task_models = dict(task_models or {})  # the local model per task (--task-model)
         self.device = device
         self.cache_dir = cache_dir
@@ -104,21 +113,30 @@ class LocalBackend:
         """Load the model in this thread; safe to call once."""
         started = time.perf_counter()
         try:
-            self._loaded = load_model(
-                self.source, device=self.device, cache_dir=self.cache_dir, progress=self._progress
+            engine = select_engine(self.engine_choice, self.source, self.device)
+            self.engine_name = engine
+            self._loaded = load_for_engine(
+                engine,
+                self.source,
+                device=self.device,
+                cache_dir=self.cache_dir,
+                progress=self._progress,
             )
-            self._engine = Engine(
-                self._loaded,
-                max_queue=self.max_queue,
-                max_batch_size=self.max_batch_size,
-                max_batch_tokens=self.max_batch_tokens,
-            )
+            if engine == "llama.cpp":
+                options: dict[str, Any] = {"model_path": self.source.location}
+            else:
+                options = {
+                    "max_batch_size": self.max_batch_size,
+                    "max_batch_tokens": self.max_batch_tokens,
+                }
+            self._engine = create_engine(engine, self._loaded, max_queue=self.max_queue, **options)
             # Stop the worker before the interpreter tears torch down under it.
             atexit.register(self._engine.shutdown)
             elapsed = time.perf_counter() - started
             self._message = (
-                f"{self._loaded.model_id} on {self._loaded.device} ({self._loaded.dtype}), "
-                f"{self._loaded.max_context} tokens of context — loaded in {elapsed:.1f} s"
+                f"{self._loaded.model_id} on {self._loaded.device} ({self.dtype}), "
+                f"{self._loaded.max_context} tokens of context, {self.engine_description} "
+                f"— loaded in {elapsed:.1f} s"
             )
         except BackendError as exc:
             self._error = exc
@@ -130,6 +148,23 @@ class LocalBackend:
                 self._message = self._error.user_message()
             self._ready.set()
         return self
+
+    @property
+    def dtype(self) -> str:
+        """The weights' type as served: fp32/bf16 for transformers, the GGUF's quantization
+        (e.g. Q4_1) for llama.cpp."""
+        return getattr(self._engine, "dtype", None) or (self._loaded.dtype if self._loaded else "")
+
+    @property
+    def engine_description(self) -> str:
+        """e.g. "llama.cpp engine (Q4_1, 1 thread)" or "transformers engine (batches up to 16)"."""
+        if self.engine_name == "llama.cpp":
+            return getattr(self._engine, "description", "llama.cpp engine")
+        return f"transformers engine (continuous batching, up to {self.max_batch_size})"
+
+    def supported_parameters(self) -> frozenset[str] | None:
+        """Sampling parameters the running engine honours (None: all of them)."""
+        return supported_parameters(self.engine_name) if self.engine_name else None
 
     def _progress(self, message: str) -> None:
         log.info(message)
@@ -167,7 +202,7 @@ class LocalBackend:
         loaded, engine = self._require()
         return {
             "model_id": loaded.model_id,
-            "model_dtype": loaded.dtype,
+            "model_dtype": self.dtype,
             "model_device_type": loaded.device,
             "max_input_tokens": loaded.max_context - 1,
             "max_total_tokens": loaded.max_context,
@@ -209,7 +244,7 @@ class LocalBackend:
                 field="text",
             )
         detector = WatermarkDetector(
-            loaded.model.config,
+            loaded.config or loaded.model.config,
             loaded.device,
             WatermarkingConfig(greenlist_ratio=WATERMARK_GAMMA, bias=WATERMARK_DELTA),
         )

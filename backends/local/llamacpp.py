@@ -277,7 +277,8 @@ class LlamaCppEngine:
     @property
     def description(self) -> str:
         """What runs the model, for the UI's status line."""
-        return f"llama.cpp ({self.dtype}, {self.n_threads} threads, one request at a time)"
+        threads = f"{self.n_threads} thread{'s' if self.n_threads != 1 else ''}"
+        return f"llama.cpp engine ({self.dtype}, {threads}, one request at a time)"
 
     @property
     def queue_size(self) -> int:

@@ -17,7 +17,8 @@ from backends.local.model import bundled_gguf
 def local_backend() -> LocalBackend:
     # The bundled file is named explicitly so a PLAYGROUND_MODEL set in the shell cannot
     # swap the model the assertions (8192 tokens of context, SmolLM2's tokenizer) expect.
-    backend = LocalBackend(str(bundled_gguf())).load()
+    # The transformers engine: llama.cpp (auto-picked where installed) has its own tests.
+    backend = LocalBackend(str(bundled_gguf()), engine="transformers").load()
     status = backend.status()
     if status.state != "ready":
         pytest.fail(f"the bundled model did not load: {status.message}")

@@ -171,7 +171,7 @@ def test_failed_load_is_reported_and_raised(monkeypatch):
     def fail(*args, **kwargs):
         raise UnavailableError("Could not load model 'x': disk on fire")
 
-    monkeypatch.setattr(local_backend_module, "load_model", fail)
+    monkeypatch.setattr(local_backend_module, "load_for_engine", fail)
     backend = LocalBackend().load()
     assert backend.status().state == "failed"
     assert "disk on fire" in backend.status().message
@@ -184,7 +184,7 @@ def test_unexpected_load_exception_becomes_unavailable(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("unsupported architecture")
 
-    monkeypatch.setattr(local_backend_module, "load_model", fail)
+    monkeypatch.setattr(local_backend_module, "load_for_engine", fail)
     backend = LocalBackend().load()
     assert backend.status().state == "failed"
     with pytest.raises(UnavailableError, match="unsupported architecture"):
