@@ -87,13 +87,15 @@ def bench_raw_llamacpp(tokens: int, runs: int) -> dict:
     """Plain llama.cpp greedy decoding on the same GGUF (llama-cpp-python's ``generate``)."""
     from llama_cpp import Llama
 
+    from backends.local.llamacpp import default_threads
     from backends.local.model import resolve_model
 
-    source = resolve_model(None)
+    # The engine's own thread count (physical cores - 1): llama.cpp's spinning threads
+    # stall when the OS preempts one, so on 2 cores 1 thread is ~1.8× faster than 2.
     llm = Llama(
-        model_path=str(source.gguf_path),
+        model_path=str(resolve_model(None).location),
         n_ctx=2048,
-        n_threads=max(1, len(os.sched_getaffinity(0))),
+        n_threads=default_threads(),
         verbose=False,
     )
     prompt = llm.tokenize(PROMPT.encode())
