@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.local.engine import IncrementalDecoder, _hits_stop
+from backends.local.sequence import IncrementalDecoder, _hits_stop
 from backends.local.outputs import StopHoldback
 
 # -- StopHoldback (chat: the stop text is never shown) -------------------------------------
