@@ -174,9 +174,16 @@ class Engine:
         torch.set_grad_enabled(False)
         with torch.inference_mode():
             while self._wait_for_work():
-                self._admit()
-                self._prefill()
-                self._decode()
+                try:
+                    self._admit()
+                    self._prefill()
+                    self._decode()
+                except Exception as exc:  # e.g. out of memory merging caches: the batch is
+                    # lost, so every request in it fails; the worker keeps serving the rest
+                    for sequence in (*self._prefilling, *self._rows):
+                        self._fail(sequence, exc)
+                    self._prefilling.clear()
+                    self._rows, self._batch = [], KVBatch()
                 self._batch_tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
         self._abort_all()
 
@@ -260,12 +267,12 @@ class Engine:
                 continue
             if sequence.prefilling:
                 continue
+            if not sequence.finished:
+                self._batch.add(sequence.take_cache(), len(sequence.ids) - 1)
+                self._rows.append(sequence)
             self._prefilling.popleft()
             if sequence.finished:
                 self._end(sequence.request)
-            else:
-                self._batch.add(sequence.take_cache(), len(sequence.ids) - 1)
-                self._rows.append(sequence)
 
     def _decode(self) -> None:
         """One forward pass for every decoding row, then each row picks its own token."""

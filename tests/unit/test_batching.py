@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from backends.errors import GenerationError, OverloadedError
+from backends.errors import GenerationError, OverloadedError, UnavailableError
 from backends.local.engine import Engine, TokenEvent
 from backends.local.grammar import GrammarError, compile_grammar
 from backends.local.sampling import SamplingParams
@@ -312,4 +312,42 @@ def test_a_failing_request_leaves_the_others_running(make_engine, loaded, admiss
         list(broken)
     assert exact(list(kept)) == exact(expected)
     assert max(admissions()[before:]) == 2
+    assert engine.queue_size == 0
+
+
+class _FailsInBatches(_Recording):
+    """The model, failing every forward pass over more than one row."""
+
+    def __call__(self, **kwargs):
+        if kwargs["input_ids"].shape[0] > 1:
+            raise RuntimeError("batched pass failed on purpose")
+        return super().__call__(**kwargs)
+
+
+def test_a_failing_batch_pass_fails_its_rows_and_the_engine_goes_on(make_engine, loaded):
+    tokenizer = loaded.tokenizer
+    model = _FailsInBatches(loaded.model)
+    engine = make_engine(loaded=dataclasses.replace(loaded, model=model))
+    requests = [(ids_of(tokenizer, p), SamplingParams(max_new_tokens=LONG)) for p in PROMPTS[:2]]
+    streams = [engine.submit(ids, params) for ids, params in requests]
+    for stream in streams:  # both got their first token (prefilled alone), then failed
+        with pytest.raises(GenerationError, match="batched pass failed on purpose"):
+            list(stream)
+    after = alone(engine, ids_of(tokenizer, PROMPTS[2]), SamplingParams(max_new_tokens=3))
+    assert after[-1].finish_reason == "length"
+    assert engine.queue_size == 0
+
+
+def test_shutdown_ends_the_streams_in_flight(make_engine, loaded):
+    ids = ids_of(loaded.tokenizer, PROMPTS[0])
+    engine = make_engine(max_batch_size=1)
+    running = iter(engine.submit(ids, SamplingParams(max_new_tokens=LONG)))
+    waiting = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
+    next(running)
+    engine.shutdown()
+    for stream in (running, waiting):
+        with pytest.raises(UnavailableError, match="shut down"):
+            list(stream)
+    with pytest.raises(UnavailableError, match="shut down"):
+        engine.submit(ids, SamplingParams(max_new_tokens=1))
     assert engine.queue_size == 0
