@@ -341,13 +341,18 @@ def test_a_failing_batch_pass_fails_its_rows_and_the_engine_goes_on(make_engine,
 def test_shutdown_ends_the_streams_in_flight(make_engine, loaded):
     ids = ids_of(loaded.tokenizer, PROMPTS[0])
     engine = make_engine(max_batch_size=1)
-    running = iter(engine.submit(ids, SamplingParams(max_new_tokens=LONG)))
+    running = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
     waiting = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
-    next(running)
+    next(iter(running))  # it is decoding; the other one waits
     engine.shutdown()
     for stream in (running, waiting):
-        with pytest.raises(UnavailableError, match="shut down"):
-            list(stream)
+        # Read what is queued now, without blocking: once shutdown() has returned, each
+        # stream must already end with the reason (a consumer never waits forever).
+        events = stream._request.events
+        items = [events.get_nowait() for _ in range(events.qsize())]
+        errors = [item for item in items if isinstance(item, BaseException)]
+        assert len(errors) == 1 and items[-2] is errors[0]  # the reason, then the end
+        assert isinstance(errors[0], UnavailableError) and "shut down" in str(errors[0])
     with pytest.raises(UnavailableError, match="shut down"):
         engine.submit(ids, SamplingParams(max_new_tokens=1))
     assert engine.queue_size == 0
