@@ -107,8 +107,9 @@ def logprobs(events: list[TokenEvent]) -> list[float]:
 
 # Logprobs of generated tokens come from a forward pass over the whole batch: the matrix
 # products of a batch of 8 and of 1 add in a different order (different BLAS kernels), so
-# they agree to ~1e-5, not bit for bit. Tokens must agree exactly.
-LOGPROB_TOLERANCE = 1e-3
+# they agree to ~1e-5, not bit for bit (up to ~1e-3 seen where top_p's cut lands next to a
+# token's probability). Tokens must agree exactly; another row's logprobs would be far off.
+LOGPROB_TOLERANCE = 1e-2
 
 
 def test_concurrent_requests_each_get_what_they_get_alone(make_engine, loaded, admissions):
