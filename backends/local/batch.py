@@ -75,10 +75,12 @@ class KVBatch:
             mine.values = torch.cat(
                 [_pad_left(mine.values, ours, 2), _pad_left(new.values, theirs, 2)]
             )
-        mask = self._full_mask()
+        self.lengths.append(length)
+        if self.mask is None and ours == theirs == 0:
+            return  # same length as every row: still no padding anywhere
+        mask = self._full_mask(rows=self.size - 1)
         row = torch.ones(1, length, dtype=torch.bool, device=mask.device)
         self.mask = torch.cat([_pad_left(mask, ours, 1), _pad_left(row, theirs, 1)])
-        self.lengths.append(length)
 
     def keep(self, rows: list[int]) -> None:
         """Keep only ``rows`` (in that order); drop padding columns no remaining row needs."""
@@ -100,13 +102,14 @@ class KVBatch:
             width = max(lengths)
             self.mask = None if min(lengths) == width else self.mask[index, start:]
 
-    def _full_mask(self):
+    def _full_mask(self, rows: int):
+        """The mask of the first ``rows`` rows (all ones when nothing is padded)."""
         import torch
 
         if self.mask is not None:
             return self.mask
-        device = self.cache.layers[0].keys.device
-        return torch.ones(self.size, self.columns, dtype=torch.bool, device=device)
+        width = max(self.lengths[:rows])
+        return torch.ones(rows, width, dtype=torch.bool, device=self.cache.layers[0].keys.device)
 
     def forward(self, model: Any, tokens: list[int]):
         """One decode step: feed ``tokens[i]`` to row ``i``; returns logits ``[rows, vocab]``."""
