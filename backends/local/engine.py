@@ -194,8 +194,12 @@ class Engine:
             return not self._stopping
 
     def _end(self, request: Request, error: BaseException | None = None) -> None:
-        # Counted out before the stream ends, so a consumer that has seen its end never
-        # finds its request still counted.
+        # Once only, even when a failure of the whole batch reaches a request that had
+        # just ended; counted out before the stream ends, so a consumer that has seen its
+        # end never finds its request still counted.
+        if request.ended:
+            return
+        request.ended = True
         with self._cond:
             self._in_flight -= 1
         end_request(request, error)

@@ -96,6 +96,7 @@ class Request:
     params: SamplingParams
     events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False  # set by the worker that closed the stream (it ends once)
 
     def stream(self) -> Iterator[TokenEvent]:
         """The events until the end; an error the worker sent is raised here."""

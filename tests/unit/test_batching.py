@@ -339,6 +339,29 @@ def test_a_failing_batch_pass_fails_its_rows_and_the_engine_goes_on(make_engine,
     assert engine.queue_size == 0
 
 
+def test_a_broken_batch_fails_the_requests_in_it_once(make_engine, loaded, monkeypatch):
+    """When the batch itself breaks (here: dropping a finished row), the requests still in
+    it fail; one that had just finished keeps its result and is counted out once."""
+    from backends.local.batch import KVBatch
+
+    def broken_keep(self, rows):
+        raise RuntimeError("the batch broke on purpose")
+
+    tokenizer = loaded.tokenizer
+    engine = make_engine()
+    monkeypatch.setattr(KVBatch, "keep", broken_keep)
+    short = engine.submit(ids_of(tokenizer, PROMPTS[0]), SamplingParams(max_new_tokens=3))
+    long = engine.submit(ids_of(tokenizer, PROMPTS[1]), SamplingParams(max_new_tokens=LONG))
+    assert list(short)[-1].finish_reason == "length"
+    with pytest.raises(GenerationError, match="the batch broke on purpose"):
+        list(long)
+    assert engine.queue_size == 0
+    monkeypatch.undo()
+    after = alone(engine, ids_of(tokenizer, PROMPTS[2]), SamplingParams(max_new_tokens=3))
+    assert after[-1].finish_reason == "length"
+    assert engine.queue_size == 0
+
+
 def test_shutdown_ends_the_streams_in_flight(make_engine, loaded):
     ids = ids_of(loaded.tokenizer, PROMPTS[0])
     engine = make_engine(max_batch_size=1)
