@@ -40,6 +40,7 @@ environment variables (each flag's default):
   PLAYGROUND_API_KEY    --api-key (prefer the variable: flags show up in `ps`)
   PLAYGROUND_ENGINE     --engine
   PLAYGROUND_MAX_BATCH_SIZE  --max-batch-size
+  PLAYGROUND_MAX_BATCH_TOKENS  --max-batch-tokens
   PLAYGROUND_TASK_MODELS     --task-model, comma-separated (TASK=MODEL,TASK=MODEL)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
@@ -120,6 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "more wait in its queue (default: 16)",
     )
     parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=int(_env("PLAYGROUND_MAX_BATCH_TOKENS", default="16384")),
+        help="token budget of the transformers engine's running batch: prompt + "
+        "max_new_tokens of every request in it; more wait in its queue (default: 16384)",
+    )
+    parser.add_argument(
         "--task-model",
         action="append",
         metavar="TASK=MODEL",
@@ -162,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         cache_dir=args.cache_dir,
         max_queue=args.max_concurrent_requests,
         max_batch_size=args.max_batch_size,
+        max_batch_tokens=args.max_batch_tokens,
         task_models=dict(args.task_model),
         engine=args.engine,
     ).start()
