@@ -121,10 +121,11 @@ RAW = {"transformers": bench_raw_transformers, "llama.cpp": bench_raw_llamacpp}
 def api_stream(url: str, tokens: int):
     from huggingface_hub import InferenceClient
 
-    client = InferenceClient(base_url=f"{url}/api", headers={"authorization": None})
-    return client.text_generation(
-        PROMPT, max_new_tokens=tokens, stream=True, details=True, do_sample=False
-    )
+    # A generator, so the client (whose session owns the stream) lives as long as it.
+    with InferenceClient(base_url=f"{url}/api", headers={"authorization": None}) as client:
+        yield from client.text_generation(
+            PROMPT, max_new_tokens=tokens, stream=True, details=True, do_sample=False
+        )
 
 
 def gradio_stream(client, tokens: int):
@@ -161,6 +162,8 @@ def bench_app(engine: str, tokens: int, runs: int) -> dict:
     with AppProcess(["--engine", engine, "--max-concurrent-requests", "64"]) as app:
         cold_ttft, _, _ = measure_stream(api_stream(app.url, 2))
         cold = app.ready_s + cold_ttft  # process start → first token (loading included)
+        for _ in api_stream(app.url, tokens):  # warm-up: first-call allocations, caches
+            pass
         api = _median([measure_stream(api_stream(app.url, tokens)) for _ in range(runs)])
         client = Client(app.url, verbose=False)
         gradio = _median([measure_stream(gradio_stream(client, tokens)) for _ in range(runs)])
