@@ -70,7 +70,7 @@ def _input(spec: TaskSpec, item: Input, widgets: InputWidgets) -> None:
         csv = gr.File(
             label="Upload a CSV (fills the table)",
             file_types=[".csv"],
-            height=90,
+            height=120,
             elem_id=f"{elem_id}-csv",
         )
         widget = gr.Dataframe(
