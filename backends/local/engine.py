@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
 
-from backends.errors import GenerationError, OverloadedError, UnavailableError
+from backends.errors import GenerationError, UnavailableError
+from backends.local.admission import RequestQueue, TokenStream
 from backends.local.batch import KVBatch, supports_batching
 from backends.local.model import LoadedModel
 from backends.local.sampling import SamplingParams
@@ -47,27 +47,7 @@ log = logging.getLogger(__name__)
 PREFILL_CHUNK = 512
 
 
-class TokenStream:
-    """Iterator over a request's ``TokenEvent``s. ``close()`` cancels the request; use it
-    in a ``finally`` (or as a context manager) so an abandoned consumer frees the engine."""
-
-    def __init__(self, request: Request) -> None:
-        self._request = request
-
-    def __iter__(self) -> Iterator[TokenEvent]:
-        yield from self._request.stream()
-
-    def close(self) -> None:
-        self._request.cancelled.set()
-
-    def __enter__(self) -> TokenStream:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class Engine:
+class Engine(RequestQueue):
     """Serves requests in continuously formed batches, in arrival order.
 
     Args:
@@ -92,17 +72,13 @@ class Engine:
     ) -> None:
         if min(max_batch_size, max_batch_tokens, prefill_chunk) < 1:
             raise ValueError("max_batch_size, max_batch_tokens and prefill_chunk must be >= 1")
+        super().__init__(max_queue)
         self.loaded = loaded
-        self.max_queue = max_queue
         # Models whose cache cannot be padded and merged (sliding-window, linear attention)
         # are served one request at a time.
         self.max_batch_size = max_batch_size if supports_batching(loaded.model) else 1
         self.max_batch_tokens = max_batch_tokens
         self.prefill_chunk = prefill_chunk
-        self._cond = threading.Condition()  # guards the fields below (its lock is an RLock)
-        self._pending: deque[Request] = deque()
-        self._in_flight = 0
-        self._stopping = False
         # Worker-only state: requests being prefilled, and the decoding rows with their cache.
         self._prefilling: deque[Sequence] = deque()
         self._rows: list[Sequence] = []
@@ -114,21 +90,6 @@ class Engine:
         self._thread.start()
 
     # -- public --------------------------------------------------------------------------
-
-    @property
-    def queue_size(self) -> int:
-        """Requests submitted and not yet finished (running ones included)."""
-        return self._in_flight
-
-    @property
-    def waiting(self) -> int:
-        """Requests queued for a slot in the batch."""
-        return len(self._pending)
-
-    @property
-    def running(self) -> int:
-        """Requests in the batch (being prefilled or decoding)."""
-        return max(0, self._in_flight - len(self._pending))
 
     def stats(self) -> dict[str, int]:
         """What /info or the UI can show: ``running``, ``waiting``, ``batch_tokens`` (prompt +
@@ -145,25 +106,11 @@ class Engine:
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
         """Queue a request; raises ``OverloadedError`` past ``max_queue`` in flight."""
-        request = Request(list(input_ids), params)
-        with self._cond:
-            if self._stopping:
-                raise UnavailableError("The local model has shut down.")
-            if self._in_flight >= self.max_queue:
-                raise OverloadedError(
-                    f"The local model is busy ({self._in_flight} requests queued).",
-                    hint="Retry in a moment.",
-                )
-            self._in_flight += 1
-            self._pending.append(request)
-            self._cond.notify()
-        return TokenStream(request)
+        return self._enqueue(Request(list(input_ids), params))
 
     def shutdown(self) -> None:
         """Stop the worker; requests still in flight end with ``UnavailableError``."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        self._request_stop()
         self._thread.join(timeout=10)
 
     # -- worker --------------------------------------------------------------------------

@@ -31,12 +31,11 @@ import dataclasses
 import logging
 import os
 import threading
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from backends.errors import GenerationError, InputValidationError, OverloadedError, UnavailableError
-from backends.local.engine import TokenStream
+from backends.errors import GenerationError, InputValidationError, UnavailableError
+from backends.local.admission import RequestQueue, TokenStream
 from backends.local.model import LoadedModel
 from backends.local.sampling import SamplingParams
 from backends.local.sequence import Request, Sequence, end_request
@@ -223,7 +222,7 @@ class _LlamaContext:
         self.llm.close()
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(RequestQueue):
     """Serves one request at a time, in arrival order; at most ``max_queue`` in flight.
 
     Args:
@@ -253,8 +252,8 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         n_batch: int = 512,
     ) -> None:
+        super().__init__(max_queue)
         self.loaded = loaded
-        self.max_queue = max_queue
         self.n_threads = n_threads or default_threads()
         self._context = _LlamaContext(
             model_path,
@@ -263,10 +262,6 @@ class LlamaCppEngine:
             n_batch=n_batch,
         )
         self.dtype = self._context.file_type
-        self._cond = threading.Condition()  # guards the three fields below
-        self._pending: deque[Request] = deque()
-        self._in_flight = 0
-        self._stopping = False
         self._current: Sequence | None = None  # the request being served (worker-owned)
         self._special_ids = frozenset(loaded.tokenizer.all_special_ids) | loaded.eos_token_ids
         self._thread = threading.Thread(target=self._run, name="llama.cpp-engine", daemon=True)
@@ -279,21 +274,6 @@ class LlamaCppEngine:
         """What runs the model, for the UI's status line."""
         threads = f"{self.n_threads} thread{'s' if self.n_threads != 1 else ''}"
         return f"llama.cpp engine ({self.dtype}, {threads}, one request at a time)"
-
-    @property
-    def queue_size(self) -> int:
-        """Requests submitted and not yet finished (the running one included)."""
-        return self._in_flight
-
-    @property
-    def waiting(self) -> int:
-        """Requests queued behind the running one."""
-        return len(self._pending)
-
-    @property
-    def running(self) -> int:
-        """1 while a request is being served, else 0."""
-        return max(0, self._in_flight - len(self._pending))
 
     def stats(self) -> dict[str, int]:
         """``Engine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (prompt +
@@ -312,26 +292,12 @@ class LlamaCppEngine:
         """Queue a request. Raises ``InputValidationError`` for a parameter this engine
         does not honour and ``OverloadedError`` past ``max_queue`` in flight."""
         check_supported(params)
-        request = Request(list(input_ids), params)
-        with self._cond:
-            if self._stopping:
-                raise UnavailableError("The local model has shut down.")
-            if self._in_flight >= self.max_queue:
-                raise OverloadedError(
-                    f"The local model is busy ({self._in_flight} requests queued).",
-                    hint="Retry in a moment.",
-                )
-            self._in_flight += 1
-            self._pending.append(request)
-            self._cond.notify()
-        return TokenStream(request)
+        return self._enqueue(Request(list(input_ids), params))
 
     def shutdown(self) -> None:
         """Stop the worker (requests in flight end with ``UnavailableError``) and free
         llama.cpp's memory."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        self._request_stop()
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._context.close()
