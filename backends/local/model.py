@@ -139,15 +139,29 @@ def _convert_gguf(gguf: Path, target: Path, progress: Callable[[str], None]) -> 
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    _save_atomically(target, model, tokenizer)
+
+
+def _save_atomically(target: Path, *parts) -> None:
+    """``save_pretrained`` every part into a temporary sibling of ``target``, then rename
+    it into place, so an interrupted conversion never leaves a half-written cache."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        for part in parts:
+            part.save_pretrained(tmp)
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _limits(config, eos, tokenizer) -> tuple[int, frozenset[int]]:
+    """(context size, EOS ids): the generation config's EOS ids plus the tokenizer's."""
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        eos_ids.add(tokenizer.eos_token_id)
+    return int(getattr(config, "max_position_embeddings", None) or 2048), frozenset(eos_ids)
 
 
 def load_model(
@@ -178,11 +192,7 @@ def load_model(
             hint="Pass a local directory or .gguf file, or check your network / HF_TOKEN.",
         ) from exc
     model.to(target_device).eval()
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    if tokenizer.eos_token_id is not None:
-        eos_ids.add(tokenizer.eos_token_id)
-    max_context = getattr(model.config, "max_position_embeddings", None) or 2048
+    max_context, eos_ids = _limits(model.config, model.generation_config.eos_token_id, tokenizer)
     progress(f"Model {source.model_id} ready ({max_context} tokens of context).")
     return LoadedModel(
         model=model,
@@ -190,8 +200,8 @@ def load_model(
         model_id=source.model_id,
         device=target_device,
         dtype=str(dtype).removeprefix("torch."),
-        max_context=int(max_context),
-        eos_token_ids=frozenset(eos_ids),
+        max_context=max_context,
+        eos_token_ids=eos_ids,
     )
 
 
@@ -212,15 +222,7 @@ def _convert_gguf_tokenizer(gguf: Path, target: Path, progress: Callable[[str], 
     progress(f"Reading the tokenizer of {gguf.name} (first run only; cached in {target.parent})…")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
-        tokenizer.save_pretrained(tmp)
-        config.save_pretrained(tmp)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _save_atomically(target, tokenizer, config)
 
 
 def load_tokenizer_only(
@@ -260,19 +262,15 @@ def load_tokenizer_only(
             f"Could not read the tokenizer of {source.model_id!r}: {exc}",
             hint=f"Delete {location} to convert it again.",
         ) from exc
-    # The same EOS rule as load_model: the generation config's ids plus the tokenizer's.
     eos = GenerationConfig.from_model_config(config).eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    if tokenizer.eos_token_id is not None:
-        eos_ids.add(tokenizer.eos_token_id)
-    max_context = getattr(config, "max_position_embeddings", None) or 2048
+    max_context, eos_ids = _limits(config, eos, tokenizer)
     return LoadedModel(
         model=None,
         tokenizer=tokenizer,
         model_id=source.model_id,
         device="cpu",
         dtype="gguf",
-        max_context=int(max_context),
-        eos_token_ids=frozenset(eos_ids),
+        max_context=max_context,
+        eos_token_ids=eos_ids,
         config=config,
     )
