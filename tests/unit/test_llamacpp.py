@@ -32,6 +32,7 @@ from backends.local.llamacpp import (
 )
 from backends.local.model import ModelSource, bundled_gguf, load_tokenizer_only, resolve_model
 from backends.local.sampling import SamplingParams
+from tests.unit.test_constrained import PERSON  # the same schema on both engines
 
 needs_llamacpp = pytest.mark.skipif(
     not llamacpp_available(),
@@ -42,16 +43,6 @@ needs_llamacpp = pytest.mark.skipif(
 PROMPT = "The history of the printing press begins"
 FACT_PROMPT = "The capital of France is"
 LONG = 500  # far more tokens than any test waits for
-PERSON = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 12},
-        "age": {"type": "integer", "minimum": 0, "maximum": 120},
-        "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
-    },
-    "required": ["name", "age", "pets"],
-    "additionalProperties": False,
-}
 
 
 # -- fixtures ------------------------------------------------------------------------------
