@@ -27,12 +27,13 @@ $(DEV_STAMP): $(APP_STAMP) requirements-dev.txt requirements-dev-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
-## Optional fast CPU engine: llama.cpp via llama-cpp-python (compiles for ~10 min once;
-## pip caches the wheel). The app picks it automatically for GGUF models on CPU.
+## Optional fast CPU engine: llama.cpp via llama-cpp-python, built PORTABLY (AVX2, no
+## AVX-512/AMX: runs on any x86-64 since 2013; ~5 min on 2 cores, once: the wheel is kept
+## in .cache/wheels/). The app picks it for GGUF models on CPU once it passes a canary.
 setup-fast: $(FAST_STAMP)
 
-$(FAST_STAMP): $(APP_STAMP) requirements-fast.txt
-	$(PY) -m pip install --quiet -r requirements-fast.txt
+$(FAST_STAMP): $(APP_STAMP) requirements-fast.txt scripts/install-llama-cpp.sh
+	./scripts/install-llama-cpp.sh $(PY)
 	touch $@
 
 ## Set up, then start the app on http://127.0.0.1:7860 (flags: make run ARGS="--port 8000")

@@ -8,9 +8,11 @@ Parses arguments, builds the backend, builds the UI, launches. No logic lives he
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import ipaddress
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a demo
@@ -23,6 +25,7 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from backends.api import mount_api  # noqa: E402
+from backends.errors import UnavailableError  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
@@ -158,6 +161,9 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A native crash (llama.cpp, torch) leaves every thread's Python stack in the log
+    # instead of a silent exit 139.
+    faulthandler.enable()
     args = parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("PLAYGROUND_LOG_LEVEL", "INFO"),
@@ -173,7 +179,17 @@ def main(argv: list[str] | None = None) -> None:
         max_batch_tokens=args.max_batch_tokens,
         task_models=dict(args.task_model),
         engine=args.engine,
-    ).start()
+    )
+    if args.engine == "llama.cpp":
+        # Asked for by name: it proves it runs on this CPU (a child process) before the app
+        # serves anything, and the app stops with the reason if it cannot. Under auto the
+        # same check runs while loading and falls back to transformers (the page says so).
+        try:
+            backend.choose_engine()
+        except UnavailableError as exc:
+            logging.critical("%s", exc.user_message())
+            sys.exit(f"--engine llama.cpp cannot run here: {exc.user_message()}")
+    backend.start()
     app = FastAPI(
         title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"
     )

@@ -25,6 +25,7 @@ class BackendStatus:
 
     state: Literal["loading", "ready", "failed"]
     message: str
+    warning: str = ""  # shown beside the state, e.g. why another engine runs than asked for
 
 
 @runtime_checkable

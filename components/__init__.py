@@ -14,6 +14,8 @@ TITLE = "Inference Playground"
 TASK_TABS = {"image": "image-tab", "audio": "audio-tab", "tables": "tables-tab", "text": "text-tab"}
 CSS = """
 #backend-status p { margin: 0; }
+#backend-status.status-failed { border-left: 4px solid #dc2626; padding-left: 0.6em;
+  background: rgba(220, 38, 38, 0.08); color: #b91c1c; }
 #chat-stats, #tg-stats { color: var(--body-text-color-subdued); font-size: 0.9em; }
 .task-description p { margin: 0.25em 0 0; font-size: 1.05em; }
 """

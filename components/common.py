@@ -155,21 +155,38 @@ def waiting_line(backend: Backend, started: float) -> str:
     return f"⏳ waiting for the first token… ({waited})"
 
 
+STATUS_REFRESH_S = {"loading": 1.0, "ready": 5.0}  # a failed backend is not polled again
+
+
 def status_markdown(backend: Backend) -> str:
     status = backend.status()
     icon = {"loading": "⏳", "ready": "🟢", "failed": "🔴"}[status.state]
-    return f"{icon} **{backend.name} model** — {status.message}"
+    text = f"{icon} **{backend.name} model** — {status.message}"
+    if status.warning:
+        text += f"\n\n⚠️ {status.warning}"
+    return text
+
+
+def _banner(backend: Backend) -> dict:
+    """The banner's text and colour class (``status-failed`` turns it red)."""
+    state = backend.status().state
+    return gr.update(value=status_markdown(backend), elem_classes=[f"status-{state}"])
 
 
 def render_status(backend: Backend) -> gr.Markdown:
-    """A banner that shows the backend's state, refreshed every second while loading."""
+    """A banner that shows the backend's state: refreshed every second while loading, then
+    every few seconds, so an engine that dies later turns it red without a reload."""
     # A callable value is evaluated on every page load, so a page opened after the model
-    # is ready never shows a stale "loading"; the timer stops at its first tick once ready.
-    banner = gr.Markdown(lambda: status_markdown(backend), elem_id="backend-status")
+    # is ready never shows a stale "loading".
+    state = backend.status().state
+    banner = gr.Markdown(
+        lambda: status_markdown(backend), elem_id="backend-status", elem_classes=[f"status-{state}"]
+    )
     timer = gr.Timer(1.0, active=True)
 
-    def refresh() -> tuple[str, gr.Timer]:
-        return status_markdown(backend), gr.Timer(active=backend.status().state == "loading")
+    def refresh() -> tuple[dict, gr.Timer]:
+        interval = STATUS_REFRESH_S.get(backend.status().state)
+        return _banner(backend), gr.Timer(value=interval or 1.0, active=interval is not None)
 
     timer.tick(refresh, outputs=[banner, timer], api_visibility="private", show_progress="hidden")
     return banner

@@ -3,12 +3,15 @@ that serves them: the bounded queue (``RequestQueue``) and the consumer's ``Toke
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
 
-from backends.errors import OverloadedError, UnavailableError
-from backends.local.sequence import Request, TokenEvent
+from backends.errors import BackendError, OverloadedError, UnavailableError
+from backends.local.sequence import Request, TokenEvent, end_request
+
+log = logging.getLogger("backends.local.engine")
 
 
 class TokenStream:
@@ -34,14 +37,63 @@ class TokenStream:
 class RequestQueue:
     """Requests submitted from any thread wait in ``_pending`` for the engine's worker; at
     most ``max_queue`` are in flight (running + waiting). ``_cond`` guards ``_pending``,
-    ``_in_flight`` and ``_stopping``; the worker waits on it."""
+    ``_in_flight`` and ``_stopping``; the worker waits on it.
+
+    The worker runs ``_run`` (each engine's loop) inside ``_work``: if the loop itself dies
+    (any exception that escapes it), ``failure`` is set, every request in flight ends with
+    it, and every later ``submit`` raises it — an ``UnavailableError`` (HTTP 503) with the
+    reason — instead of waiting forever on a worker that is gone.
+    """
 
     def __init__(self, max_queue: int) -> None:
         self.max_queue = max_queue
+        self.failure: BackendError | None = None  # set once when the worker has died
         self._cond = threading.Condition()
         self._pending: deque[Request] = deque()
         self._in_flight = 0
         self._stopping = False
+
+    def _start_worker(self, name: str) -> None:
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _serving(self) -> list[Request]:
+        """Requests the worker has taken from ``_pending`` and not ended (engine-specific)."""
+        return []
+
+    def _work(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # the loop itself broke: nothing will serve requests
+            self._die(exc)
+
+    def _die(self, exc: BaseException) -> None:
+        log.critical("the local engine's worker died; requests now fail", exc_info=exc)
+        failure = UnavailableError(
+            f"The local engine stopped: {type(exc).__name__}: {exc}",
+            hint="Restart the app; the server log has the stack trace.",
+        )
+        with self._cond:
+            self.failure = failure
+            self._stopping = True
+            requests = [*self._serving(), *self._pending]
+            self._pending.clear()
+        for request in requests:
+            self._end(request, failure)
+
+    def _end(self, request: Request, error: BaseException | None = None) -> None:
+        """End ``request``'s stream, once only (a failure of a whole batch can reach a
+        request that had just ended); it is counted out before its stream ends, so a
+        consumer that has seen its end never finds it still counted."""
+        if request.ended:
+            return
+        request.ended = True
+        with self._cond:
+            self._in_flight -= 1
+        end_request(request, error)
 
     @property
     def queue_size(self) -> int:
@@ -62,6 +114,8 @@ class RequestQueue:
         """Queue ``request`` for the worker; raises ``OverloadedError`` past ``max_queue``
         in flight and ``UnavailableError`` after shutdown."""
         with self._cond:
+            if self.failure is not None:
+                raise self.failure
             if self._stopping:
                 raise UnavailableError("The local model has shut down.")
             if self._in_flight >= self.max_queue:

@@ -27,11 +27,12 @@ from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
 from backends.local.engine import Engine
 from backends.local.engines import (
+    choose_engine,
     create_engine,
     load_for_engine,
-    select_engine,
     supported_parameters,
 )
+from backends.local.llamacpp_probe import Verdict, probe
 from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, tool_call_schema
 from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
@@ -84,6 +85,7 @@ class LocalBackend:
         self.source = resolve_model(model)
         self.engine_choice = engine  # --engine: auto | transformers | llama.cpp
         self.engine_name: str | None = None  # the one chosen at load time
+        self.engine_note = ""  # why it is not the one asked for (llama.cpp failed its canary)
         self.task_models = dict(task_models or {})  # the local model per task (--task-model)
         self.device = device
         self.cache_dir = cache_dir
@@ -109,12 +111,32 @@ class LocalBackend:
             self._thread.start()
         return self
 
+    def choose_engine(self) -> str:
+        """Pick the engine (``--engine``), letting llama.cpp prove it runs on this CPU first
+        (a child process, cached per library build: see ``llamacpp_probe``). app.py calls it
+        before serving, so an explicit ``--engine llama.cpp`` that cannot run exits at once.
+
+        Raises:
+            UnavailableError: the engine asked for cannot run here (the hint says why).
+        """
+        if self.engine_name is None:
+            choice = choose_engine(
+                self.engine_choice, self.source, self.device, canary=self._canary
+            )
+            self.engine_name, self.engine_note = choice.name, choice.note
+        return self.engine_name
+
+    def _canary(self, model_path: str) -> Verdict:
+        from backends.local.llamacpp import default_threads
+
+        self._progress("Checking that llama.cpp runs on this CPU…")
+        return probe(model_path, threads=default_threads(), cache_dir=self.cache_dir)
+
     def load(self) -> LocalBackend:
         """Load the model in this thread; safe to call once."""
         started = time.perf_counter()
         try:
-            engine = select_engine(self.engine_choice, self.source, self.device)
-            self.engine_name = engine
+            engine = self.choose_engine()
             self._loaded = load_for_engine(
                 engine,
                 self.source,
@@ -176,8 +198,11 @@ class LocalBackend:
 
     def status(self) -> BackendStatus:
         if not self._ready.is_set():
-            return BackendStatus("loading", self._message)
-        return BackendStatus("failed" if self._error else "ready", self._message)
+            return BackendStatus("loading", self._message, self.engine_note)
+        failure = self._engine.failure if self._engine is not None else None
+        if failure is not None:  # the engine's worker died after loading
+            return BackendStatus("failed", failure.user_message(), self.engine_note)
+        return BackendStatus("failed" if self._error else "ready", self._message, self.engine_note)
 
     def _require(self) -> tuple[LoadedModel, Engine]:
         if not self._ready.is_set():
@@ -190,12 +215,14 @@ class LocalBackend:
         if self._error is not None:
             raise self._error
         assert self._loaded is not None and self._engine is not None
+        if self._engine.failure is not None:
+            raise self._engine.failure
         return self._loaded, self._engine
 
     # -- informational -------------------------------------------------------------------
 
     def health_check(self) -> bool:
-        return self._ready.is_set() and self._error is None
+        return self.status().state == "ready"
 
     def get_endpoint_info(self) -> dict[str, Any]:
         """TGI's ``/info`` shape."""

@@ -20,7 +20,6 @@ when it joins; past either, requests wait in arrival order. Past
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 
 from backends.errors import GenerationError, UnavailableError
@@ -33,7 +32,6 @@ from backends.local.sequence import (
     Request,
     Sequence,
     TokenEvent,
-    end_request,
 )
 
 __all__ = ["Engine", "IncrementalDecoder", "TokenEvent", "TokenStream"]
@@ -86,8 +84,7 @@ class Engine(RequestQueue):
         self._batch_tokens = 0
         tokenizer = loaded.tokenizer
         self._special_ids = frozenset(tokenizer.all_special_ids) | loaded.eos_token_ids
-        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
-        self._thread.start()
+        self._start_worker("engine")
 
     # -- public --------------------------------------------------------------------------
 
@@ -140,16 +137,8 @@ class Engine(RequestQueue):
                 self._cond.wait()
             return not self._stopping
 
-    def _end(self, request: Request, error: BaseException | None = None) -> None:
-        # Once only, even when a failure of the whole batch reaches a request that had
-        # just ended; counted out before the stream ends, so a consumer that has seen its
-        # end never finds its request still counted.
-        if request.ended:
-            return
-        request.ended = True
-        with self._cond:
-            self._in_flight -= 1
-        end_request(request, error)
+    def _serving(self) -> list[Request]:
+        return [s.request for s in (*self._prefilling, *self._rows)]
 
     def _fail(self, sequence: Sequence, exc: Exception) -> None:
         log.error("generation failed", exc_info=exc)

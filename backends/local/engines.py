@@ -9,11 +9,16 @@ Two engines serve the same Backend protocol with the same parameter semantics:
   the optional extra ``requirements-fast.txt`` (``make setup-fast``).
 
 ``--engine auto`` (the default) picks llama.cpp when the model is a GGUF file, generation
-runs on the CPU and llama-cpp-python is installed; transformers otherwise.
+runs on the CPU and llama-cpp-python is installed; transformers otherwise. Before llama.cpp
+is chosen (auto or explicit), ``choose_engine`` lets it prove it runs on this CPU: a tiny
+load-and-decode in a child process (``llamacpp_probe.probe``), because a library built for
+another CPU dies with SIGILL/SIGSEGV and would take the whole app down. A failed canary
+makes ``auto`` fall back to transformers with a note, and an explicit choice an error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +26,7 @@ from typing import Any, Literal
 
 from backends.errors import UnavailableError
 from backends.local.llamacpp import INSTALL_HINT, SUPPORTED, llamacpp_available
+from backends.local.llamacpp_probe import REBUILD_HINT, Verdict
 from backends.local.model import (
     Device,
     LoadedModel,
@@ -31,7 +37,9 @@ from backends.local.model import (
 
 __all__ = [
     "ENGINE_CHOICES",
+    "EngineChoice",
     "EngineName",
+    "choose_engine",
     "create_engine",
     "llamacpp_available",
     "load_for_engine",
@@ -92,6 +100,40 @@ def select_engine(kind: str, source: ModelSource, device: Device | str = "auto")
             hint=INSTALL_HINT,
         )
     return "llama.cpp"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineChoice:
+    """The engine that runs, and ``note``: why it is not the one asked for ("" if it is)."""
+
+    name: EngineName
+    note: str = ""
+
+
+def choose_engine(
+    kind: str,
+    source: ModelSource,
+    device: Device | str = "auto",
+    *,
+    canary: Callable[[str], Verdict] | None = None,
+) -> EngineChoice:
+    """``select_engine``, then, when that is llama.cpp, ``canary(model_path)`` (None: no
+    check). A failed canary falls back to transformers under ``auto`` (with a note for the
+    terminal and the page) and raises ``UnavailableError`` when llama.cpp was asked for."""
+    name = select_engine(kind, source, device)
+    if name != "llama.cpp" or canary is None:
+        return EngineChoice(name)
+    verdict = canary(source.location)
+    if verdict.ok:
+        return EngineChoice(name)
+    if kind == "llama.cpp":
+        raise UnavailableError(
+            f"{verdict.reason}.",
+            hint=f"{REBUILD_HINT[0].upper()}{REBUILD_HINT[1:]}, or use --engine transformers.",
+        )
+    note = f"{verdict.reason} — using the transformers engine; {REBUILD_HINT}"
+    log.warning(note)
+    return EngineChoice("transformers", note)
 
 
 def load_for_engine(

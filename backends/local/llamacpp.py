@@ -30,7 +30,6 @@ import ctypes
 import dataclasses
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +37,7 @@ from backends.errors import GenerationError, InputValidationError, UnavailableEr
 from backends.local.admission import RequestQueue, TokenStream
 from backends.local.model import LoadedModel
 from backends.local.sampling import SamplingParams
-from backends.local.sequence import Request, Sequence, end_request
+from backends.local.sequence import Request, Sequence
 
 # The engine's logger, so "request done" (logged by ``Sequence``) and "request cancelled"
 # lines come from one place whichever engine runs.
@@ -263,9 +262,9 @@ class LlamaCppEngine(RequestQueue):
         )
         self.dtype = self._context.file_type
         self._current: Sequence | None = None  # the request being served (worker-owned)
+        self._taken: Request | None = None  # taken from the queue, not ended yet
         self._special_ids = frozenset(loaded.tokenizer.all_special_ids) | loaded.eos_token_ids
-        self._thread = threading.Thread(target=self._run, name="llama.cpp-engine", daemon=True)
-        self._thread.start()
+        self._start_worker("llama.cpp-engine")
 
     # -- public --------------------------------------------------------------------------
 
@@ -313,6 +312,7 @@ class LlamaCppEngine(RequestQueue):
         torch.set_num_threads(1)
         with torch.inference_mode():
             while (request := self._next()) is not None:
+                self._taken = request
                 try:
                     error = self._serve(request)
                 except Exception as exc:  # keep serving others; the consumer gets the reason
@@ -320,6 +320,7 @@ class LlamaCppEngine(RequestQueue):
                     error = GenerationError(f"Generation failed: {exc}")
                 self._current = None
                 self._end(request, error)
+                self._taken = None
         with self._cond:
             left = list(self._pending)
             self._pending.clear()
@@ -333,10 +334,8 @@ class LlamaCppEngine(RequestQueue):
                 self._cond.wait()
             return None if self._stopping else self._pending.popleft()
 
-    def _end(self, request: Request, error: BaseException | None = None) -> None:
-        end_request(request, error)
-        with self._cond:
-            self._in_flight -= 1
+    def _serving(self) -> list[Request]:
+        return [self._taken] if self._taken is not None else []
 
     def _serve(self, request: Request) -> BaseException | None:
         """Generate ``request`` to its end; returns the error to end its stream with."""
