@@ -32,8 +32,8 @@ from backends.local.engines import (
     load_for_engine,
     supported_parameters,
 )
-from backends.local.llamacpp_probe import Verdict, probe
 from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, tool_call_schema
+from backends.local.llamacpp_probe import Verdict, probe
 from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
 from backends.local.pipelines import LocalTasks
