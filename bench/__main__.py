@@ -87,7 +87,7 @@ def bench_raw_llamacpp(tokens: int, runs: int) -> dict:
     """Plain llama.cpp greedy decoding on the same GGUF (llama-cpp-python's ``generate``)."""
     from llama_cpp import Llama
 
-    from backends.local.llamacpp import default_threads
+    from backends.local.engine.llamacpp import default_threads
     from backends.local.model import resolve_model
 
     # The engine's own thread count (physical cores - 1): llama.cpp's spinning threads
@@ -285,7 +285,7 @@ def print_table(results: dict) -> None:
 
 
 def available_engines() -> list[str]:
-    from backends.local.engines import llamacpp_available
+    from backends.local.engine.select import llamacpp_available
 
     return ["transformers", *(["llama.cpp"] if llamacpp_available() else [])]
 

@@ -47,4 +47,4 @@ fi
 "$PY" -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl
 # Its small pure-Python dependencies, pinned in requirements-fast.txt.
 grep -v "^llama-cpp-python" requirements-fast.txt | "$PY" -m pip install --quiet --no-deps -r /dev/stdin
-"$PY" -c "import sys; from backends.local.llamacpp_probe import main; sys.exit(main(sys.argv[1:]))" check-build
+"$PY" -c "import sys; from backends.local.engine.probe import main; sys.exit(main(sys.argv[1:]))" check-build

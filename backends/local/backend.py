@@ -25,19 +25,23 @@ from huggingface_hub import (
 
 from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
-from backends.local.engine import Engine
-from backends.local.engines import (
+from backends.local.engine.grammar import (
+    TOOL_PROMPT,
+    GrammarError,
+    compile_grammar,
+    tool_call_schema,
+)
+from backends.local.engine.probe import Verdict, probe
+from backends.local.engine.protocol import GenerationEngine
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.select import (
     choose_engine,
     create_engine,
     load_for_engine,
-    supported_parameters,
 )
-from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, tool_call_schema
-from backends.local.llamacpp_probe import Verdict, probe
 from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
 from backends.local.pipelines import LocalTasks
-from backends.local.sampling import SamplingParams
 from backends.params import (
     WATERMARK_DELTA,
     WATERMARK_GAMMA,
@@ -94,7 +98,7 @@ class LocalBackend:
         self.max_batch_tokens = max_batch_tokens  # their prompt + generated tokens, at most
         self.load_timeout = load_timeout
         self._loaded: LoadedModel | None = None
-        self._engine: Engine | None = None
+        self._engine: GenerationEngine | None = None
         self._ready = threading.Event()
         self._error: BackendError | None = None
         self._message = f"Loading {self.source.model_id}…"
@@ -127,7 +131,7 @@ class LocalBackend:
         return self.engine_name
 
     def _canary(self, model_path: str) -> Verdict:
-        from backends.local.llamacpp import default_threads
+        from backends.local.engine.llamacpp import default_threads
 
         self._progress("Checking that llama.cpp runs on this CPU…")
         return probe(model_path, threads=default_threads(), cache_dir=self.cache_dir)
@@ -175,18 +179,14 @@ class LocalBackend:
     def dtype(self) -> str:
         """The weights' type as served: fp32/bf16 for transformers, the GGUF's quantization
         (e.g. Q4_1) for llama.cpp."""
-        return getattr(self._engine, "dtype", None) or (self._loaded.dtype if self._loaded else "")
+        if self._engine is not None:
+            return self._engine.dtype
+        return self._loaded.dtype if self._loaded else ""
 
     @property
     def engine_description(self) -> str:
-        """e.g. "llama.cpp engine (Q4_1, 1 thread)" or "transformers engine (batches up to 16)"."""
-        if self.engine_name == "llama.cpp":
-            return getattr(self._engine, "description", "llama.cpp engine")
-        return f"transformers engine (continuous batching, up to {self.max_batch_size})"
-
-    def supported_parameters(self) -> frozenset[str] | None:
-        """Sampling parameters the running engine honours (None: all of them)."""
-        return supported_parameters(self.engine_name) if self.engine_name else None
+        """e.g. "llama.cpp engine (Q4_1, 1 thread)" or "transformers engine (… up to 16)"."""
+        return self._engine.describe() if self._engine is not None else ""
 
     def _progress(self, message: str) -> None:
         log.info(message)
@@ -204,7 +204,7 @@ class LocalBackend:
             return BackendStatus("failed", failure.user_message(), self.engine_note)
         return BackendStatus("failed" if self._error else "ready", self._message, self.engine_note)
 
-    def _require(self) -> tuple[LoadedModel, Engine]:
+    def _require(self) -> tuple[LoadedModel, GenerationEngine]:
         if not self._ready.is_set():
             if self._thread is None:
                 self.start()

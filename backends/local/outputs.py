@@ -30,9 +30,10 @@ from huggingface_hub import (
     TextGenerationStreamOutputToken,
 )
 
-from backends.local.engine import Engine, TokenEvent
-from backends.local.grammar import NO_TOOL, parse_tool_call
-from backends.local.sampling import SamplingParams
+from backends.local.engine.grammar import NO_TOOL, parse_tool_call
+from backends.local.engine.protocol import GenerationEngine
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.sequence import TokenEvent
 
 VERSION = "0.1.0"
 
@@ -75,7 +76,7 @@ class StopHoldback:
 
 
 def text_output(
-    engine: Engine, ids: list[int], sampling: SamplingParams, prefix: str
+    engine: GenerationEngine, ids: list[int], sampling: SamplingParams, prefix: str
 ) -> TextGenerationOutput:
     """One whole sequence with TGI's full details (tokens, top tokens, prefill, seed)."""
     with engine.submit(ids, sampling) as stream:
@@ -113,7 +114,7 @@ def text_output(
 
 
 def text_stream(
-    engine: Engine, ids: list[int], sampling: SamplingParams, prefix: str
+    engine: GenerationEngine, ids: list[int], sampling: SamplingParams, prefix: str
 ) -> Iterator[TextGenerationStreamOutput]:
     # Submitted on the first next(), inside the generator: a consumer that goes away
     # before reading anything then never holds the engine (nothing to cancel).
@@ -142,7 +143,7 @@ def text_stream(
 
 
 def chat_stream(
-    engine: Engine,
+    engine: GenerationEngine,
     ids: list[int],
     sampling: SamplingParams,
     model_id: str,

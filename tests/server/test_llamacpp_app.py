@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.local.llamacpp import llamacpp_available
+from backends.local.engine.llamacpp import llamacpp_available
 
 pytestmark = [
     pytest.mark.server,

@@ -15,9 +15,10 @@ import re
 import pytest
 
 from backends.errors import GenerationError, OverloadedError, UnavailableError
-from backends.local.engine import Engine, TokenEvent
-from backends.local.grammar import GrammarError, compile_grammar
-from backends.local.sampling import SamplingParams
+from backends.local.engine.grammar import GrammarError, compile_grammar
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.sequence import TokenEvent
+from backends.local.engine.transformers import TransformersEngine as Engine
 
 pytestmark = pytest.mark.model
 
@@ -342,7 +343,7 @@ def test_a_failing_batch_pass_fails_its_rows_and_the_engine_goes_on(make_engine,
 def test_a_broken_batch_fails_the_requests_in_it_once(make_engine, loaded, monkeypatch):
     """When the batch itself breaks (here: dropping a finished row), the requests still in
     it fail; one that had just finished keeps its result and is counted out once."""
-    from backends.local.batch import KVBatch
+    from backends.local.engine.kv_batch import KVBatch
 
     def broken_keep(self, rows):
         raise RuntimeError("the batch broke on purpose")

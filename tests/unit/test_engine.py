@@ -10,9 +10,11 @@ import pytest
 from huggingface_hub import ChatCompletionOutput, TextGenerationOutput
 
 from backends.errors import GenerationError, InputValidationError, OverloadedError
-from backends.local.engine import Engine, TokenEvent, TokenStream
+from backends.local.engine.queue import TokenStream
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.sequence import TokenEvent
+from backends.local.engine.transformers import TransformersEngine as Engine
 from backends.local.model import LoadedModel
-from backends.local.sampling import SamplingParams
 
 pytestmark = pytest.mark.model
 

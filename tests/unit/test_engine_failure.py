@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from backends.api import mount_api
 from backends.errors import UnavailableError
 from backends.local.backend import LocalBackend
-from backends.local.engine import Engine
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.transformers import TransformersEngine as Engine
 from backends.local.model import bundled_gguf
-from backends.local.sampling import SamplingParams
 
 pytestmark = pytest.mark.model
 
@@ -101,7 +101,7 @@ def test_transformers_worker_death_fails_running_waiting_and_later_requests(
 
 
 def test_llamacpp_worker_death_fails_running_waiting_and_later_requests(monkeypatch) -> None:
-    from backends.local.llamacpp import LlamaCppEngine, llamacpp_available
+    from backends.local.engine.llamacpp import LlamaCppEngine, llamacpp_available
     from backends.local.model import load_tokenizer_only, resolve_model
 
     if not llamacpp_available():

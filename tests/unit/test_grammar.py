@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import torch
 
-from backends.local.grammar import (
+from backends.local.engine.grammar import (
     NO_TOOL,
     TOOL_PROMPT,
     CompiledGrammar,
@@ -423,7 +423,7 @@ def test_json_object_without_a_schema_means_any_object(tokenizer):
 
 def test_importing_the_module_loads_neither_torch_nor_llguidance():
     code = (
-        "import sys, backends.local.grammar\n"
+        "import sys, backends.local.engine.grammar\n"
         "assert 'torch' not in sys.modules and 'llguidance' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)

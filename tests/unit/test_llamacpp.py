@@ -9,7 +9,6 @@ expectations that depend on what the model says come from a reference run in the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import time
@@ -17,21 +16,18 @@ import time
 import jsonschema
 import pytest
 
-from backends.errors import GenerationError, InputValidationError, OverloadedError, UnavailableError
-from backends.local.engines import (
+from backends.errors import GenerationError, OverloadedError, UnavailableError
+from backends.local.engine.llamacpp import (
+    LlamaCppEngine,
+    llamacpp_available,
+)
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.select import (
     create_engine,
     load_for_engine,
     select_engine,
-    supported_parameters,
-)
-from backends.local.llamacpp import (
-    SUPPORTED,
-    LlamaCppEngine,
-    llamacpp_available,
-    unsupported,
 )
 from backends.local.model import ModelSource, bundled_gguf, load_tokenizer_only, resolve_model
-from backends.local.sampling import SamplingParams
 from tests.unit.test_constrained import PERSON  # the same schema on both engines
 
 needs_llamacpp = pytest.mark.skipif(
@@ -427,43 +423,6 @@ def test_a_prompt_longer_than_llamacpp_context_gives_a_generation_error(make_eng
         list(stream)
     wait_until_idle(engine)
     assert generate(engine, tokenizer, max_new_tokens=2)[-1].finish_reason == "length"
-
-
-# -- supported parameters ------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _FutureParams(SamplingParams):
-    """SamplingParams with a parameter added later that no one has checked on llama.cpp."""
-
-    logit_bias: dict | None = None
-
-
-def test_every_current_sampling_parameter_is_supported():
-    assert {f.name for f in dataclasses.fields(SamplingParams)} <= SUPPORTED
-    assert supported_parameters("llama.cpp") == SUPPORTED
-    assert supported_parameters("transformers") is None
-
-
-def test_unsupported_names_only_what_is_set_and_unknown():
-    everything = SamplingParams(
-        max_new_tokens=4, do_sample=True, temperature=0.5, top_k=3, top_p=0.9, typical_p=0.9,
-        repetition_penalty=1.1, frequency_penalty=0.1, presence_penalty=0.1, seed=1,
-        stop=("x",), top_n_tokens=2, watermark=True, prefill_details=True, grammar=object(),
-    )  # fmt: skip
-    assert unsupported(everything) == []
-    assert unsupported(_FutureParams(max_new_tokens=4)) == []
-    assert unsupported(_FutureParams(max_new_tokens=4, logit_bias={1: 2.0})) == ["logit_bias"]
-    assert unsupported({"temperature": 0.5, "top_k": None, "logit_bias": {1: 1}}) == ["logit_bias"]
-
-
-@needs_llamacpp
-def test_an_unsupported_parameter_is_refused_before_queueing(fast, tokenizer):
-    params = _FutureParams(max_new_tokens=4, logit_bias={1: 2.0})
-    with pytest.raises(InputValidationError, match="logit_bias") as info:
-        fast.submit(tokenizer(PROMPT).input_ids, params)
-    assert info.value.field == "logit_bias"
-    assert fast.queue_size == 0
 
 
 # -- engine selection ----------------------------------------------------------------------

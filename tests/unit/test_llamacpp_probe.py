@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 
 from backends.errors import UnavailableError
-from backends.local import engines
-from backends.local.engines import choose_engine
-from backends.local.llamacpp import default_threads, llamacpp_available
-from backends.local.llamacpp_probe import (
+from backends.local.engine import select as engines
+from backends.local.engine.llamacpp import default_threads, llamacpp_available
+from backends.local.engine.probe import (
     Verdict,
     build_key,
     canary_command,
@@ -33,6 +32,7 @@ from backends.local.llamacpp_probe import (
     probe,
     run_canary,
 )
+from backends.local.engine.select import choose_engine
 from backends.local.model import ModelSource, bundled_gguf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from backends.local.engine.sequence import IncrementalDecoder, _hits_stop
 from backends.local.outputs import StopHoldback
-from backends.local.sequence import IncrementalDecoder, _hits_stop
 
 # -- StopHoldback (chat: the stop text is never shown) -------------------------------------
 

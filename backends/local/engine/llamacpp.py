@@ -1,7 +1,8 @@
 """A fast CPU engine for GGUF models: llama.cpp's quantized kernels, our sampling.
 
-``LlamaCppEngine`` has ``Engine``'s public interface (``submit`` → ``TokenStream`` of
-``TokenEvent``, ``queue_size``, ``max_queue``, ``shutdown``) and the same log lines. It runs
+``LlamaCppEngine`` is a ``GenerationEngine`` like ``TransformersEngine`` (``submit`` →
+``TokenStream`` of ``TokenEvent``, ``stats``, ``describe``, ``shutdown``) with the same log
+lines. It runs
 the GGUF through llama-cpp-python's low-level API: llama.cpp computes the logits (the
 prompt in batches of ``n_batch``, then one token a step on its KV cache) and writes them into
 its own buffer; that buffer is wrapped as a torch tensor without a copy and handed to the
@@ -27,17 +28,15 @@ whether it can be.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import logging
 import os
-from collections.abc import Mapping
 from typing import Any
 
-from backends.errors import GenerationError, InputValidationError, UnavailableError
-from backends.local.admission import RequestQueue, TokenStream
+from backends.errors import GenerationError, UnavailableError
+from backends.local.engine.queue import RequestQueue, TokenStream
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.sequence import Request, Sequence
 from backends.local.model import LoadedModel
-from backends.local.sampling import SamplingParams
-from backends.local.sequence import Request, Sequence
 
 # The engine's logger, so "request done" (logged by ``Sequence``) and "request cancelled"
 # lines come from one place whichever engine runs.
@@ -48,30 +47,6 @@ INSTALL_HINT = (
     "a few minutes)."
 )
 
-SUPPORTED: frozenset[str] = frozenset(
-    {
-        "max_new_tokens",
-        "do_sample",
-        "temperature",
-        "top_k",
-        "top_p",
-        "typical_p",
-        "repetition_penalty",
-        "frequency_penalty",
-        "presence_penalty",
-        "seed",
-        "stop",
-        "top_n_tokens",
-        "watermark",
-        "prefill_details",
-        "grammar",
-    }
-)
-"""``SamplingParams`` fields this engine honours. Every field there is today: the logits go
-through our own ``Sampler``, and prompt logprobs are computed from llama.cpp's logits of every
-prompt position. A field added to ``SamplingParams`` later is refused (``unsupported``) until
-it is added here, so a request never silently loses a parameter on this engine."""
-
 
 def llamacpp_available() -> bool:
     """Whether llama-cpp-python is installed and its compiled library loads."""
@@ -80,40 +55,6 @@ def llamacpp_available() -> bool:
     except (ImportError, OSError):  # OSError: the shared library is missing or broken
         return False
     return True
-
-
-def unsupported(params: SamplingParams | Mapping[str, Any]) -> list[str]:
-    """Names of the parameters set in ``params`` that this engine does not honour.
-
-    ``params`` is a ``SamplingParams`` (a field counts as set when it differs from its
-    default) or a mapping of parameter name → value (set when not None).
-    """
-    if isinstance(params, Mapping):
-        given = [name for name, value in params.items() if value is not None]
-    else:
-        given = [
-            f.name for f in dataclasses.fields(params) if getattr(params, f.name) != _default(f)
-        ]
-    return [name for name in given if name not in SUPPORTED]
-
-
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return object()  # unequal to any value: a required field always counts as set
-
-
-def check_supported(params: SamplingParams | Mapping[str, Any]) -> None:
-    """Raise ``InputValidationError`` naming the first parameter this engine cannot honour."""
-    names = unsupported(params)
-    if names:
-        raise InputValidationError(
-            f"`{names[0]}` is not supported by the llama.cpp engine.",
-            field=names[0],
-            hint="Leave it unset, or start the playground with `--engine transformers`.",
-        )
 
 
 def default_threads() -> int:
@@ -268,14 +209,13 @@ class LlamaCppEngine(RequestQueue):
 
     # -- public --------------------------------------------------------------------------
 
-    @property
-    def description(self) -> str:
+    def describe(self) -> str:
         """What runs the model, for the UI's status line."""
         threads = f"{self.n_threads} thread{'s' if self.n_threads != 1 else ''}"
         return f"llama.cpp engine ({self.dtype}, {threads}, one request at a time)"
 
     def stats(self) -> dict[str, int]:
-        """``Engine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (prompt +
+        """``GenerationEngine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (prompt +
         generated tokens of the running request) and the limits (a batch of one)."""
         current = self._current
         return {
@@ -288,9 +228,8 @@ class LlamaCppEngine(RequestQueue):
         }
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
-        """Queue a request. Raises ``InputValidationError`` for a parameter this engine
-        does not honour and ``OverloadedError`` past ``max_queue`` in flight."""
-        check_supported(params)
+        """Queue a request; raises ``OverloadedError`` past ``max_queue`` in flight. Every
+        ``SamplingParams`` field is honoured: the logits go through the same ``Sampler``."""
         return self._enqueue(Request(list(input_ids), params))
 
     def shutdown(self) -> None:
@@ -353,7 +292,7 @@ class LlamaCppEngine(RequestQueue):
             )
         sequence.budget = min(sequence.budget, room)
         if sequence.budget <= 0:
-            return None  # no room left in the model's context: nothing to generate (as Engine)
+            return None  # no room left in the model's context: nothing to generate
         prompt = self._prompt(request)
         if prompt is None:
             log.info("request cancelled after %d tokens", 0)

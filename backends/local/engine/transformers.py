@@ -4,7 +4,7 @@ Requests are submitted from any thread and come back as a ``TokenStream``. The w
 batches continuously: a request that arrives while others are generating is prefilled on
 its own (long prompts in chunks, between decode steps, so running streams keep flowing)
 and joins the running batch at the next step; every step is one forward pass for the whole
-batch (``backends.local.batch``). Each request keeps its own ``Sampler`` (parameters,
+batch (``backends.local.engine.kv_batch``). Each request keeps its own ``Sampler`` (parameters,
 seeded generator, grammar state) applied to its own row of logits, so a seeded request
 picks its tokens the same way alone or in a batch. Finished and cancelled requests
 (``TokenStream.close()``: stop button, closed tab, dropped API call) leave before the next
@@ -23,18 +23,13 @@ import logging
 from collections import deque
 
 from backends.errors import GenerationError, UnavailableError
-from backends.local.admission import RequestQueue, TokenStream
-from backends.local.batch import KVBatch, supports_batching
+from backends.local.engine.kv_batch import KVBatch, supports_batching
+from backends.local.engine.queue import RequestQueue, TokenStream
+from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.sequence import Request, Sequence
 from backends.local.model import LoadedModel
-from backends.local.sampling import SamplingParams
-from backends.local.sequence import (
-    IncrementalDecoder,
-    Request,
-    Sequence,
-    TokenEvent,
-)
 
-__all__ = ["Engine", "IncrementalDecoder", "TokenEvent", "TokenStream"]
+__all__ = ["TransformersEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +40,7 @@ log = logging.getLogger(__name__)
 PREFILL_CHUNK = 512
 
 
-class Engine(RequestQueue):
+class TransformersEngine(RequestQueue):
     """Serves requests in continuously formed batches, in arrival order.
 
     Args:
@@ -86,7 +81,17 @@ class Engine(RequestQueue):
         self._special_ids = frozenset(tokenizer.all_special_ids) | loaded.eos_token_ids
         self._start_worker("engine")
 
+    name = "transformers"
+
     # -- public --------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> str:
+        return self.loaded.dtype
+
+    def describe(self) -> str:
+        """What runs the model, for the UI's status line."""
+        return f"transformers engine (continuous batching, up to {self.max_batch_size})"
 
     def stats(self) -> dict[str, int]:
         """What /info or the UI can show: ``running``, ``waiting``, ``batch_tokens`` (prompt +

@@ -2,9 +2,9 @@
 
 Two engines serve the same Backend protocol with the same parameter semantics:
 
-- ``transformers`` (``backends.local.engine.Engine``): the default; CUDA or CPU, any
+- ``transformers`` (``transformers.TransformersEngine``): the default; CUDA or CPU, any
   transformers model, continuous batching. GGUF files are de-quantized to fp32 first.
-- ``llama.cpp`` (``backends.local.llamacpp.LlamaCppEngine``): GGUF files on the CPU through
+- ``llama.cpp`` (``llamacpp.LlamaCppEngine``): GGUF files on the CPU through
   llama.cpp's quantized kernels, one request at a time; several times faster on CPU. Needs
   the optional extra ``requirements-fast.txt`` (``make setup-fast``).
 
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.errors import UnavailableError
-from backends.local.llamacpp import INSTALL_HINT, SUPPORTED, llamacpp_available
-from backends.local.llamacpp_probe import REBUILD_HINT, Verdict
+from backends.local.engine.llamacpp import INSTALL_HINT, llamacpp_available
+from backends.local.engine.probe import REBUILD_HINT, Verdict
 from backends.local.model import (
     Device,
     LoadedModel,
@@ -44,7 +44,6 @@ __all__ = [
     "llamacpp_available",
     "load_for_engine",
     "select_engine",
-    "supported_parameters",
 ]
 
 log = logging.getLogger(__name__)
@@ -154,9 +153,8 @@ def load_for_engine(
 def create_engine(
     engine: EngineName, loaded: LoadedModel, *, model_path: str | None = None, **options: Any
 ):
-    """Build ``engine`` over ``loaded``: an ``Engine`` or a ``LlamaCppEngine``, both with
-    ``submit(input_ids, params) -> TokenStream``, ``queue_size``, ``max_queue``, ``stats()``
-    and ``shutdown()``.
+    """Build ``engine`` over ``loaded``: a ``GenerationEngine`` (``TransformersEngine`` or
+    ``LlamaCppEngine``).
 
     Args:
         engine: ``select_engine``'s answer.
@@ -167,19 +165,13 @@ def create_engine(
             ``n_batch`` for llama.cpp.
     """
     if engine == "llama.cpp":
-        from backends.local.llamacpp import LlamaCppEngine
+        from backends.local.engine.llamacpp import LlamaCppEngine
 
         if model_path is None:
             raise ValueError("the llama.cpp engine needs model_path (the .gguf file)")
         return LlamaCppEngine(loaded, model_path, **options)
     if engine == "transformers":
-        from backends.local.engine import Engine
+        from backends.local.engine.transformers import TransformersEngine
 
-        return Engine(loaded, **options)
+        return TransformersEngine(loaded, **options)
     raise ValueError(f"unknown engine {engine!r}")
-
-
-def supported_parameters(engine: EngineName) -> frozenset[str] | None:
-    """The ``SamplingParams`` fields ``engine`` honours (None: all of them), so the UI can
-    grey out the rest. Today llama.cpp honours every one (see ``llamacpp.SUPPORTED``)."""
-    return SUPPORTED if engine == "llama.cpp" else None

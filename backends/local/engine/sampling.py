@@ -35,7 +35,7 @@ class SamplingParams:
     top_n_tokens: int = 0
     watermark: bool = False
     prefill_details: bool = False
-    grammar: Any = None  # a compiled grammar (backends.local.grammar); one state per sequence
+    grammar: Any = None  # a compiled grammar (engine.grammar); one state per sequence
 
     @property
     def sampling(self) -> bool:

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from backends.errors import BackendError, OverloadedError, UnavailableError
-from backends.local.sequence import Request, TokenEvent, end_request
+from backends.local.engine.sequence import Request, TokenEvent, end_request
 
 log = logging.getLogger("backends.local.engine")
 

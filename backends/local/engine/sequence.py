@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.local.engine.sampling import Sampler, SamplingParams
 from backends.local.model import LoadedModel
-from backends.local.sampling import Sampler, SamplingParams
 
 log = logging.getLogger("backends.local.engine")  # the engine's log lines, as tests read them
 

@@ -41,8 +41,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-MAIN = "import sys; from backends.local.llamacpp_probe import main; sys.exit(main(sys.argv[1:]))"
-REPO_ROOT = Path(__file__).resolve().parents[2]  # the child runs `-m backends.local…` here
+MAIN = "import sys; from backends.local.engine.probe import main; sys.exit(main(sys.argv[1:]))"
+REPO_ROOT = Path(__file__).resolve().parents[3]  # the child runs `-m backends.local…` here
 
 REBUILD_HINT = (
     "rebuild it portably with `rm -rf .venv/.fast-installed && make setup-fast` "
