@@ -36,8 +36,8 @@ from backends.local.grammar import TOOL_PROMPT, GrammarError, compile_grammar, t
 from backends.local.llamacpp_probe import Verdict, probe
 from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
-from backends.local.pipelines import LocalTasks
 from backends.local.sampling import SamplingParams
+from backends.local.tasks import LocalTasks
 from backends.params import (
     WATERMARK_DELTA,
     WATERMARK_GAMMA,

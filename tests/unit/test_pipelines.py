@@ -9,6 +9,7 @@ and the errors users get.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import threading
@@ -42,9 +43,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from backends import media
 from backends.errors import InputValidationError, ModelNotFoundError, UnavailableError
-from backends.local import pipelines, runners_pipeline
-from backends.local.pipelines import LocalTasks
-from backends.local.runners import Runner
+from backends.local.tasks import RUNNERS, LocalTasks, local_tasks
+from backends.local.tasks import pipeline as pipeline_runners
 from tests import tiny_models as tiny
 
 pytest.importorskip("transformers")
@@ -228,7 +228,7 @@ def test_document_question_answering_reads_the_document(tasks, models):
 
 
 def test_document_question_answering_without_ocr_says_what_to_install(tasks, models, monkeypatch):
-    monkeypatch.setattr(runners_pipeline.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pipeline_runners.shutil, "which", lambda name: None)
     inputs = {"image": document("Total: 42"), "question": "What is the total?"}
     with pytest.raises(UnavailableError, match="Tesseract") as caught:
         tasks.run(
@@ -701,7 +701,7 @@ def test_least_recently_used_models_are_unloaded(models):
     local.load("text_classification", model=models["text_classification"])  # used again
     local.load("image_classification", model=models["image_classification"])
     held = [model for _, model in local.loaded()]
-    assert len(held) == pipelines.MAX_LOADED
+    assert len(held) == local_tasks.MAX_LOADED
     assert models["token_classification"] not in held  # the least recently used went
     assert held[-2:] == [models["text_classification"], models["image_classification"]]
 
@@ -710,7 +710,7 @@ def test_two_users_asking_for_one_model_load_it_once(models, monkeypatch):
     local = LocalTasks(device="cpu")
     loads = []
     second_started = threading.Event()
-    real = runners_pipeline.RUNNERS["text_classification"]
+    real = RUNNERS["text_classification"]
 
     def slow_load(location, device):
         loads.append(location)
@@ -718,11 +718,7 @@ def test_two_users_asking_for_one_model_load_it_once(models, monkeypatch):
         time.sleep(0.2)  # let the second request reach the cache while this one loads
         return real.load(location, device)
 
-    monkeypatch.setitem(
-        runners_pipeline.RUNNERS,
-        "text_classification",
-        Runner(real.kind, slow_load, real.run, pipeline_task=real.pipeline_task),
-    )
+    monkeypatch.setitem(RUNNERS, "text_classification", dataclasses.replace(real, load=slow_load))
     model = models["text_classification"]
     results = []
 

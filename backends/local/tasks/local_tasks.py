@@ -3,9 +3,7 @@
 This module owns model resolution (a directory, a Hub id from the HF cache, or the task's
 bundled default), the cache of loaded models (a small LRU with one load per model even when
 several users ask at once, and one lock per model around calls) and error mapping. How each
-task loads and runs its model lives in ``runners_pipeline`` (transformers pipelines) and
-``runners_direct`` (Auto classes, sentence-transformers, scikit-learn); ``runners`` holds the
-shared input/output helpers.
+task loads and runs its model is its entry in ``registry.RUNNERS``.
 
 Every ``run`` returns exactly what ``InferenceClient.<name>`` returns, so a tab never knows
 which backend answered. torch and transformers are imported on first use only.
@@ -28,8 +26,9 @@ from backends.errors import (
     ModelNotFoundError,
     UnavailableError,
 )
-from backends.local import runners
 from backends.local.model import Device, select_device
+from backends.local.tasks.base import NoRunner, Runner, check_architecture
+from backends.local.tasks.registry import RUNNERS
 from backends.tasks import TaskSpec, get_task, validate_parameters
 
 log = logging.getLogger(__name__)
@@ -116,8 +115,9 @@ class LocalTasks:
         """One line for the UI: which model would run the task locally, or why none can.
         Cheap: reads the filesystem and the HF cache only, loads nothing."""
         spec = get_task(name)
-        if spec.name in runners.NO_RUNNER:
-            return f"{spec.title} has no local runner: {runners.NO_RUNNER[spec.name]}."
+        runner = RUNNERS.get(spec.name)
+        if isinstance(runner, NoRunner):
+            return f"{spec.title} has no local runner: {runner.reason}."
         model = (model or "").strip() or None
         if model is None:
             default = self.default_model(spec.name)
@@ -200,16 +200,12 @@ class LocalTasks:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _runner(self, spec: TaskSpec) -> runners.Runner:
-        if spec.name in runners.NO_RUNNER:
+    def _runner(self, spec: TaskSpec) -> Runner:
+        runner = RUNNERS[spec.name]  # every task has an entry (test_task_registry)
+        if isinstance(runner, NoRunner):
             raise UnavailableError(
-                f"{spec.title} cannot run locally: {runners.NO_RUNNER[spec.name]}.",
+                f"{spec.title} cannot run locally: {runner.reason}.",
                 hint=f"Use a hosted model: {_SWITCH_TO_REMOTE}.",
-            )
-        runner = runners.runner_for(spec.name)
-        if runner is None:  # a task added to backends.tasks without a local runner
-            raise UnavailableError(
-                f"{spec.title} has no local runner yet.", hint="Switch the tab to Remote."
             )
         return runner
 
@@ -221,8 +217,8 @@ class LocalTasks:
         )
 
     def _is_loaded(self, name: str, model: str) -> bool:
-        runner = runners.runner_for(name)  # outside the lock: the first call imports modules
-        key = (runner.kind if runner else name, model)
+        runner = RUNNERS.get(name)
+        key = (runner.kind if isinstance(runner, Runner) else name, model)
         with self._lock:
             return key in self._loaded
 
@@ -231,7 +227,7 @@ class LocalTasks:
             self._device = select_device(self.device)[0]
         return self._device
 
-    def _entry(self, spec: TaskSpec, runner: runners.Runner, model: str | None) -> _Entry:
+    def _entry(self, spec: TaskSpec, runner: Runner, model: str | None) -> _Entry:
         model = (model or "").strip() or self.default_model(spec.name)
         if model is None:
             raise self._no_model(spec)
@@ -277,8 +273,8 @@ class LocalTasks:
             )
         return _hub_snapshot(model), model
 
-    def _load(self, spec: TaskSpec, runner: runners.Runner, location: str, model_id: str) -> Any:
-        runners.check_architecture(runner, location, model_id, spec)
+    def _load(self, spec: TaskSpec, runner: Runner, location: str, model_id: str) -> Any:
+        check_architecture(runner, location, model_id, spec)
         log.info("loading %s for %s on %s", model_id, spec.name, self._device_name())
         try:
             return runner.load(location, self._device_name())
