@@ -7,6 +7,9 @@ transformers pipeline, a model with its processor, a sentence-transformers or sc
 model) and ``run(loaded, inputs, params)`` returns exactly what ``InferenceClient.<task>``
 returns. Outputs are built with the hub types' own ``parse_obj``, the parser InferenceClient
 applies to a server's JSON, so local and remote results have the same shape and extras.
+A runner raises ``InputValidationError`` for input it refuses; anything else that escapes it
+is a bug or a model it cannot handle, which ``LocalTasks.run`` logs and reports as a
+``GenerationError``.
 """
 
 from __future__ import annotations

@@ -164,7 +164,8 @@ class LocalTasks:
             InputValidationError: bad parameters or inputs, a parameter this model cannot
                 honour, or a model that cannot run this task.
             UnavailableError: no local model (or runner) for the task, or it failed to load.
-            GenerationError: the model failed on valid input.
+            GenerationError: anything else the runner raised (the model failed on valid
+                input, or a bug): logged with its traceback.
         """
         spec = get_task(name)
         params = validate_parameters(spec.name, parameters or {})
@@ -174,17 +175,15 @@ class LocalTasks:
             try:
                 return runner.run(entry.loaded, dict(inputs or {}), params)
             except BackendError:
-                raise
-            except (ValueError, KeyError, IndexError) as exc:
-                # transformers raises ValueError for inputs/parameters it refuses
-                raise InputValidationError(
-                    f"{spec.title} refused this input: {_first_line(exc)}",
-                    hint="Check the input and the parameters.",
-                ) from exc
+                raise  # InputValidationError for input the runner refuses, and the like
             except Exception as exc:
+                # Not a refusal: a bug in the runner or a model it cannot handle. The log
+                # keeps the traceback; the user gets what failed and where to look.
                 log.exception("local %s failed on %s", spec.name, entry.model_id)
                 raise GenerationError(
-                    f"{entry.model_id} failed on {spec.title.lower()}: {_first_line(exc)}"
+                    f"{entry.model_id} failed on {spec.title.lower()}: {_type_and_line(exc)}",
+                    hint="The server log has the details. Try another model, or "
+                    f"{_SWITCH_TO_REMOTE}.",
                 ) from exc
 
     def loaded(self) -> list[tuple[str, str]]:
@@ -357,3 +356,9 @@ def _free_accelerator_memory() -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _type_and_line(exc: BaseException) -> str:
+    """``KeyError: 'box'``: the exception's type and the first line of its message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
