@@ -58,7 +58,6 @@ class _Entry:
     tokenizers' truncation settings and pipelines' internal state are shared)."""
 
     model_id: str
-    location: str
     loaded: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -186,17 +185,6 @@ class LocalTasks:
                     f"{_SWITCH_TO_REMOTE}.",
                 ) from exc
 
-    def loaded(self) -> list[tuple[str, str]]:
-        """``(kind, model)`` of the models held in memory, least recently used first."""
-        with self._lock:
-            return list(self._loaded)
-
-    def load(self, name: str, *, model: str | None = None) -> Any:
-        """Load (or fetch from the cache) the model ``run`` would use; returns the loaded
-        object (a pipeline, or the runner's bundle). Lets the UI warm a model up."""
-        spec = get_task(name)
-        return self._entry(spec, self._runner(spec), model).loaded
-
     # -- internals ------------------------------------------------------------------------
 
     def _runner(self, spec: TaskSpec) -> Runner:
@@ -243,7 +231,7 @@ class LocalTasks:
                     self._loaded.move_to_end(key)
                     return self._loaded[key]
             location, model_id = self._resolve(model)
-            entry = _Entry(model_id, location, self._load(spec, runner, location, model_id))
+            entry = _Entry(model_id, self._load(spec, runner, location, model_id))
             with self._lock:
                 self._loaded[key] = entry
                 evicted = []
