@@ -4,8 +4,17 @@ A ``TaskSpec`` says what a task takes (its inputs and parameters, with Inference
 keyword names, defaults and bounds) and what it returns (``output``: the renderer the UI
 uses). The UI builds its widgets from it, ``validate_parameters`` checks values with a
 pydantic model built from it, the remote backend passes the keywords straight to
-``InferenceClient.<name>`` and the local backend to the task's runner. Adding a task is
-one ``TaskSpec`` here plus one example in ``presets/tasks.yaml``.
+``InferenceClient.<name>`` and the local backend to the task's runner.
+
+Adding a task touches: its ``TaskSpec`` here; its entry in
+``backends/local/tasks/registry.py`` ``RUNNERS`` (a ``Runner`` whose functions go in the
+family module that fits, or a ``NoRunner`` with the reason it cannot run locally); its entry
+in ``presets/tasks.yaml`` (recommended model and examples); and, only when its ``output`` is
+a new kind, that kind in ``Output`` below, a renderer in ``components.tasks.RENDERERS`` and
+its widgets in ``components.task_widgets.output_widgets``. tests/unit/test_task_registry.py
+fails while a runner (or reason), a renderer or a preset is missing; the remote tests also
+want a canned reply in tests/server/task_payloads.py and a case in
+tests/server/task_cases.py.
 
 Input values have InferenceClient's own shapes: ``image``/``audio`` are bytes, ``table`` is
 ``{column: [cell, …]}`` with string cells, ``candidate_labels``/``other_sentences`` are lists
