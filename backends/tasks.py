@@ -1,12 +1,20 @@
 """Every non-generation task InferenceClient supports, declared once.
 
 A ``TaskSpec`` says what a task takes (its inputs and parameters, with InferenceClient's
-keyword names, defaults and bounds), what it returns (``output``: the renderer the UI
-uses) and which transformers pipeline runs it locally. The UI builds its widgets from it,
-``validate_parameters`` checks values with a pydantic model built from it, the remote
-backend passes the keywords straight to ``InferenceClient.<name>`` and the local backend to
-its pipeline. Adding a task is one ``TaskSpec`` here plus one example in
-``presets/tasks.yaml``.
+keyword names, defaults and bounds) and what it returns (``output``: the renderer the UI
+uses). The UI builds its widgets from it, ``validate_parameters`` checks values with a
+pydantic model built from it, the remote backend passes the keywords straight to
+``InferenceClient.<name>`` and the local backend to the task's runner.
+
+Adding a task touches: its ``TaskSpec`` here; its entry in
+``backends/local/tasks/registry.py`` ``RUNNERS`` (a ``Runner`` whose functions go in the
+family module that fits, or a ``NoRunner`` with the reason it cannot run locally); its entry
+in ``presets/tasks.yaml`` (recommended model and examples); and, only when its ``output`` is
+a new kind, that kind in ``Output`` below, a renderer in ``components.tasks.RENDERERS`` and
+its widgets in ``components.task_widgets.output_widgets``. tests/unit/test_task_registry.py
+fails while a runner (or reason), a renderer or a preset is missing; the remote tests also
+want a canned reply in tests/server/task_payloads.py and a case in
+tests/server/task_cases.py.
 
 Input values have InferenceClient's own shapes: ``image``/``audio`` are bytes, ``table`` is
 ``{column: [cell, …]}`` with string cells, ``candidate_labels``/``other_sentences`` are lists
@@ -80,7 +88,6 @@ class TaskSpec:
     inputs: tuple[Input, ...]
     output: Output
     params: tuple[Param, ...] = ()
-    pipeline: str | None = None  # transformers task id used locally (None: no local runner)
     hub_task: str = ""  # the Hub's id, e.g. "image-classification"
 
     def __post_init__(self) -> None:
@@ -151,7 +158,6 @@ _register(
         (_image(),),
         "labels",
         (_TOP_K, _FUNCTION_TO_APPLY),
-        pipeline="image-classification",
     ),
     TaskSpec(
         "object_detection",
@@ -161,7 +167,6 @@ _register(
         (_image(),),
         "boxes",
         (_THRESHOLD,),
-        pipeline="object-detection",
     ),
     TaskSpec(
         "image_segmentation",
@@ -182,7 +187,6 @@ _register(
                 maximum=1.0,
             ),
         ),
-        pipeline="image-segmentation",
     ),
     TaskSpec(
         "image_to_text",
@@ -191,7 +195,6 @@ _register(
         "Describe the image in words (captioning).",
         (_image(),),
         "text",
-        pipeline="image-to-text",
     ),
     TaskSpec(
         "text_to_image",
@@ -206,7 +209,6 @@ _register(
             Param("height", "int", "Height", minimum=64, maximum=2048),
             Param("seed", "int", "Seed", minimum=0, maximum=2**32 - 1),
         ),
-        pipeline=None,
     ),
     TaskSpec(
         "image_to_image",
@@ -216,7 +218,6 @@ _register(
         (_image(), Input("prompt", "text", "Prompt (optional)", optional=True)),
         "image",
         _DIFFUSION,
-        pipeline="image-to-image",
     ),
     TaskSpec(
         "zero_shot_image_classification",
@@ -233,7 +234,6 @@ _register(
                 info="e.g. 'This is a photo of {}.'",
             ),
         ),
-        pipeline="zero-shot-image-classification",
     ),
     TaskSpec(
         "visual_question_answering",
@@ -243,7 +243,6 @@ _register(
         (_image(), _text("question", "Question", placeholder="What is in the picture?")),
         "answers",
         (Param("top_k", "int", "Top k", minimum=1, maximum=20),),
-        pipeline="visual-question-answering",
     ),
     TaskSpec(
         "document_question_answering",
@@ -253,7 +252,6 @@ _register(
         (_image("Document image"), _text("question", "Question", placeholder="What is the total?")),
         "answers",
         (*_QA_PARAMS, Param("lang", "text", "OCR language", info="e.g. eng")),
-        pipeline="document-question-answering",
     ),
     # -- audio --------------------------------------------------------------------------
     TaskSpec(
@@ -263,7 +261,6 @@ _register(
         "Transcribe speech (upload or record); timestamps when the model returns them.",
         (_audio(),),
         "text",
-        pipeline="automatic-speech-recognition",
     ),
     TaskSpec(
         "audio_classification",
@@ -273,7 +270,6 @@ _register(
         (_audio(),),
         "labels",
         (_TOP_K, _FUNCTION_TO_APPLY),
-        pipeline="audio-classification",
     ),
     TaskSpec(
         "text_to_speech",
@@ -287,7 +283,6 @@ _register(
             Param("temperature", "float", "Temperature", minimum=0.0, maximum=2.0),
             Param("max_new_tokens", "int", "Max new tokens", minimum=1, maximum=4096),
         ),
-        pipeline="text-to-audio",
         hub_task="text-to-speech",
     ),
     TaskSpec(
@@ -297,7 +292,6 @@ _register(
         "Enhance or separate audio (noise removal, source separation).",
         (_audio(),),
         "audio_list",
-        pipeline=None,
     ),
     # -- tables -------------------------------------------------------------------------
     TaskSpec(
@@ -315,7 +309,6 @@ _register(
             Param("sequential", "bool", "Sequential", info="Answer row by row (conversational)"),
             _TRUNCATION,
         ),
-        pipeline="table-question-answering",
     ),
     TaskSpec(
         "tabular_classification",
@@ -324,7 +317,6 @@ _register(
         "Predict a class for every row.",
         (Input("table", "table", "Table"),),
         "table_predictions",
-        pipeline="tabular-classification",
     ),
     TaskSpec(
         "tabular_regression",
@@ -333,7 +325,6 @@ _register(
         "Predict a number for every row.",
         (Input("table", "table", "Table"),),
         "table_predictions",
-        pipeline="tabular-regression",
     ),
     # -- text ---------------------------------------------------------------------------
     TaskSpec(
@@ -344,7 +335,6 @@ _register(
         (_text(long=True),),
         "labels",
         (_TOP_K, _FUNCTION_TO_APPLY),
-        pipeline="text-classification",
     ),
     TaskSpec(
         "token_classification",
@@ -364,7 +354,6 @@ _register(
             Param("ignore_labels", "labels", "Ignore labels", info="e.g. O"),
             Param("stride", "int", "Stride", minimum=0, maximum=512),
         ),
-        pipeline="token-classification",
     ),
     TaskSpec(
         "summarization",
@@ -377,7 +366,6 @@ _register(
             Param("clean_up_tokenization_spaces", "bool", "Clean up spaces"),
             _TRUNCATION,
         ),
-        pipeline="summarization",
     ),
     TaskSpec(
         "translation",
@@ -392,7 +380,6 @@ _register(
             Param("clean_up_tokenization_spaces", "bool", "Clean up spaces"),
             _TRUNCATION,
         ),
-        pipeline="translation",
     ),
     TaskSpec(
         "question_answering",
@@ -402,7 +389,6 @@ _register(
         (_text("question", "Question"), _text("context", "Context", long=True)),
         "answers",
         (*_QA_PARAMS, Param("align_to_words", "bool", "Align to words")),
-        pipeline="question-answering",
     ),
     TaskSpec(
         "fill_mask",
@@ -412,7 +398,6 @@ _register(
         (_text(placeholder="Paris is the [MASK] of France."),),
         "labels",
         (_TOP_K, Param("targets", "labels", "Targets", info="Only score these words")),
-        pipeline="fill-mask",
     ),
     TaskSpec(
         "zero_shot_classification",
@@ -435,7 +420,6 @@ _register(
                 info="e.g. 'This text is about {}.'",
             ),
         ),
-        pipeline="zero-shot-classification",
     ),
     TaskSpec(
         "sentence_similarity",
@@ -447,7 +431,6 @@ _register(
             Input("other_sentences", "sentences", "Sentences to compare", "One per line"),
         ),
         "scores",
-        pipeline="sentence-similarity",
     ),
     TaskSpec(
         "feature_extraction",
@@ -464,7 +447,6 @@ _register(
             ),
             Param("prompt_name", "text", "Prompt name", info="A prompt from the model's config"),
         ),
-        pipeline="feature-extraction",
     ),
 )
 

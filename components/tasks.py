@@ -2,8 +2,9 @@
 
 Nothing here is written per task: widgets come from each ``TaskSpec`` (``task_widgets``),
 results are drawn by the renderer of its output kind (``RENDERERS``), and the recommended
-model and examples come from ``presets/tasks.yaml``. Adding a task is one ``TaskSpec`` and
-one preset entry.
+model and examples come from ``presets/tasks.yaml``. A new task touches this module only
+when its output is a new kind (a renderer here, its widgets in ``task_widgets``); the
+places every task touches are listed in ``backends/tasks.py``.
 
 ``run`` and the functions before it are plain Python (unit-tested with a fake backend;
 widget values become InferenceClient arguments in ``components.task_inputs``);

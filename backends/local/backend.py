@@ -41,7 +41,7 @@ from backends.local.engine.select import (
 )
 from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
-from backends.local.pipelines import LocalTasks
+from backends.local.tasks import LocalTasks
 from backends.params import (
     WATERMARK_DELTA,
     WATERMARK_GAMMA,

@@ -9,6 +9,7 @@ and the errors users get.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import threading
@@ -42,9 +43,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from backends import media
 from backends.errors import InputValidationError, ModelNotFoundError, UnavailableError
-from backends.local import pipelines, runners_pipeline
-from backends.local.pipelines import LocalTasks
-from backends.local.runners import Runner
+from backends.local.tasks import RUNNERS, LocalTasks, local_tasks
+from backends.local.tasks import pipeline as pipeline_runners
 from tests import tiny_models as tiny
 
 pytest.importorskip("transformers")
@@ -228,7 +228,7 @@ def test_document_question_answering_reads_the_document(tasks, models):
 
 
 def test_document_question_answering_without_ocr_says_what_to_install(tasks, models, monkeypatch):
-    monkeypatch.setattr(runners_pipeline.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pipeline_runners.shutil, "which", lambda name: None)
     inputs = {"image": document("Total: 42"), "question": "What is the total?"}
     with pytest.raises(UnavailableError, match="Tesseract") as caught:
         tasks.run(
@@ -255,19 +255,24 @@ def test_speech_recognition_text_and_word_timestamps(tasks, models):
         assert 0.0 <= start <= end <= 1.5 + 1e-6
 
 
-def test_audio_is_resampled_to_the_models_rate(tasks, models):
+def test_audio_is_resampled_to_the_models_rate(tasks, models, monkeypatch):
     """One second at 8 kHz must reach a 16 kHz model as 16 000 samples."""
     model = models["audio_classification"]
-    pipe = tasks.load("audio_classification", model=model)
+    real = RUNNERS["audio_classification"]
     seen = []
-    hook = pipe.model.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append(kwargs["input_values"].shape[-1]),
-        with_kwargs=True,
-    )
-    try:
-        tasks.run("audio_classification", {"audio": tone(1.0, 8_000)}, {}, model=model)
-    finally:
-        hook.remove()
+
+    def run(pipe, inputs, params):
+        hook = pipe.model.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.append(kwargs["input_values"].shape[-1]),
+            with_kwargs=True,
+        )
+        try:
+            return real.run(pipe, inputs, params)
+        finally:
+            hook.remove()
+
+    monkeypatch.setitem(RUNNERS, "audio_classification", dataclasses.replace(real, run=run))
+    tasks.run("audio_classification", {"audio": tone(1.0, 8_000)}, {}, model=model)
     assert seen == [16_000]
 
 
@@ -689,28 +694,42 @@ def test_a_hub_id_that_does_not_exist(tasks, tmp_path, monkeypatch):
 
 def test_least_recently_used_models_are_unloaded(models):
     local = LocalTasks(device="cpu")
-    names = [
+    inputs = {
+        "text_classification": {"text": "hi"},
+        "token_classification": {"text": "John lives in Paris."},
+        "fill_mask": {"text": "Paris is the [MASK] of France."},
+        "question_answering": {"question": "Where does John live?", "context": CONTEXT},
+        "image_classification": {"image": png()},
+    }
+
+    def use(name):
+        local.run(name, inputs[name], {}, model=models[name])
+
+    def held():
+        return {
+            name for name in inputs if local.describe(name, models[name]).endswith(", loaded).")
+        }
+
+    for name in list(inputs)[:4]:
+        use(name)
+    assert local_tasks.MAX_LOADED == 4 and held() == set(list(inputs)[:4])
+    use("text_classification")  # used again: now the most recently used
+    use("image_classification")  # a fifth model: the least recently used goes
+    assert held() == {
         "text_classification",
-        "token_classification",
         "fill_mask",
         "question_answering",
         "image_classification",
-    ]
-    for name in names[:4]:
-        local.load(name, model=models[name])
-    local.load("text_classification", model=models["text_classification"])  # used again
-    local.load("image_classification", model=models["image_classification"])
-    held = [model for _, model in local.loaded()]
-    assert len(held) == pipelines.MAX_LOADED
-    assert models["token_classification"] not in held  # the least recently used went
-    assert held[-2:] == [models["text_classification"], models["image_classification"]]
+    }
+    use("token_classification")  # back: fill_mask is now the least recently used
+    assert "fill_mask" not in held() and "token_classification" in held()
 
 
 def test_two_users_asking_for_one_model_load_it_once(models, monkeypatch):
     local = LocalTasks(device="cpu")
     loads = []
     second_started = threading.Event()
-    real = runners_pipeline.RUNNERS["text_classification"]
+    real = RUNNERS["text_classification"]
 
     def slow_load(location, device):
         loads.append(location)
@@ -718,11 +737,7 @@ def test_two_users_asking_for_one_model_load_it_once(models, monkeypatch):
         time.sleep(0.2)  # let the second request reach the cache while this one loads
         return real.load(location, device)
 
-    monkeypatch.setitem(
-        runners_pipeline.RUNNERS,
-        "text_classification",
-        Runner(real.kind, slow_load, real.run, pipeline_task=real.pipeline_task),
-    )
+    monkeypatch.setitem(RUNNERS, "text_classification", dataclasses.replace(real, load=slow_load))
     model = models["text_classification"]
     results = []
 

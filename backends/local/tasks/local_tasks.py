@@ -3,9 +3,7 @@
 This module owns model resolution (a directory, a Hub id from the HF cache, or the task's
 bundled default), the cache of loaded models (a small LRU with one load per model even when
 several users ask at once, and one lock per model around calls) and error mapping. How each
-task loads and runs its model lives in ``runners_pipeline`` (transformers pipelines) and
-``runners_direct`` (Auto classes, sentence-transformers, scikit-learn); ``runners`` holds the
-shared input/output helpers.
+task loads and runs its model is its entry in ``registry.RUNNERS``.
 
 Every ``run`` returns exactly what ``InferenceClient.<name>`` returns, so a tab never knows
 which backend answered. torch and transformers are imported on first use only.
@@ -28,8 +26,9 @@ from backends.errors import (
     ModelNotFoundError,
     UnavailableError,
 )
-from backends.local import runners
 from backends.local.model import Device, select_device
+from backends.local.tasks.base import NoRunner, Runner, check_architecture
+from backends.local.tasks.registry import RUNNERS
 from backends.tasks import TaskSpec, get_task, validate_parameters
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ class _Entry:
     tokenizers' truncation settings and pipelines' internal state are shared)."""
 
     model_id: str
-    location: str
     loaded: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,8 +114,9 @@ class LocalTasks:
         """One line for the UI: which model would run the task locally, or why none can.
         Cheap: reads the filesystem and the HF cache only, loads nothing."""
         spec = get_task(name)
-        if spec.name in runners.NO_RUNNER:
-            return f"{spec.title} has no local runner: {runners.NO_RUNNER[spec.name]}."
+        runner = RUNNERS.get(spec.name)
+        if isinstance(runner, NoRunner):
+            return f"{spec.title} has no local runner: {runner.reason}."
         model = (model or "").strip() or None
         if model is None:
             default = self.default_model(spec.name)
@@ -164,7 +163,8 @@ class LocalTasks:
             InputValidationError: bad parameters or inputs, a parameter this model cannot
                 honour, or a model that cannot run this task.
             UnavailableError: no local model (or runner) for the task, or it failed to load.
-            GenerationError: the model failed on valid input.
+            GenerationError: anything else the runner raised (the model failed on valid
+                input, or a bug): logged with its traceback.
         """
         spec = get_task(name)
         params = validate_parameters(spec.name, parameters or {})
@@ -174,42 +174,25 @@ class LocalTasks:
             try:
                 return runner.run(entry.loaded, dict(inputs or {}), params)
             except BackendError:
-                raise
-            except (ValueError, KeyError, IndexError) as exc:
-                # transformers raises ValueError for inputs/parameters it refuses
-                raise InputValidationError(
-                    f"{spec.title} refused this input: {_first_line(exc)}",
-                    hint="Check the input and the parameters.",
-                ) from exc
+                raise  # InputValidationError for input the runner refuses, and the like
             except Exception as exc:
+                # Not a refusal: a bug in the runner or a model it cannot handle. The log
+                # keeps the traceback; the user gets what failed and where to look.
                 log.exception("local %s failed on %s", spec.name, entry.model_id)
                 raise GenerationError(
-                    f"{entry.model_id} failed on {spec.title.lower()}: {_first_line(exc)}"
+                    f"{entry.model_id} failed on {spec.title.lower()}: {_type_and_line(exc)}",
+                    hint="The server log has the details. Try another model, or "
+                    f"{_SWITCH_TO_REMOTE}.",
                 ) from exc
-
-    def loaded(self) -> list[tuple[str, str]]:
-        """``(kind, model)`` of the models held in memory, least recently used first."""
-        with self._lock:
-            return list(self._loaded)
-
-    def load(self, name: str, *, model: str | None = None) -> Any:
-        """Load (or fetch from the cache) the model ``run`` would use; returns the loaded
-        object (a pipeline, or the runner's bundle). Lets the UI warm a model up."""
-        spec = get_task(name)
-        return self._entry(spec, self._runner(spec), model).loaded
 
     # -- internals ------------------------------------------------------------------------
 
-    def _runner(self, spec: TaskSpec) -> runners.Runner:
-        if spec.name in runners.NO_RUNNER:
+    def _runner(self, spec: TaskSpec) -> Runner:
+        runner = RUNNERS[spec.name]  # every task has an entry (test_task_registry)
+        if isinstance(runner, NoRunner):
             raise UnavailableError(
-                f"{spec.title} cannot run locally: {runners.NO_RUNNER[spec.name]}.",
+                f"{spec.title} cannot run locally: {runner.reason}.",
                 hint=f"Use a hosted model: {_SWITCH_TO_REMOTE}.",
-            )
-        runner = runners.runner_for(spec.name)
-        if runner is None:  # a task added to backends.tasks without a local runner
-            raise UnavailableError(
-                f"{spec.title} has no local runner yet.", hint="Switch the tab to Remote."
             )
         return runner
 
@@ -221,8 +204,8 @@ class LocalTasks:
         )
 
     def _is_loaded(self, name: str, model: str) -> bool:
-        runner = runners.runner_for(name)  # outside the lock: the first call imports modules
-        key = (runner.kind if runner else name, model)
+        runner = RUNNERS.get(name)
+        key = (runner.kind if isinstance(runner, Runner) else name, model)
         with self._lock:
             return key in self._loaded
 
@@ -231,7 +214,7 @@ class LocalTasks:
             self._device = select_device(self.device)[0]
         return self._device
 
-    def _entry(self, spec: TaskSpec, runner: runners.Runner, model: str | None) -> _Entry:
+    def _entry(self, spec: TaskSpec, runner: Runner, model: str | None) -> _Entry:
         model = (model or "").strip() or self.default_model(spec.name)
         if model is None:
             raise self._no_model(spec)
@@ -248,7 +231,7 @@ class LocalTasks:
                     self._loaded.move_to_end(key)
                     return self._loaded[key]
             location, model_id = self._resolve(model)
-            entry = _Entry(model_id, location, self._load(spec, runner, location, model_id))
+            entry = _Entry(model_id, self._load(spec, runner, location, model_id))
             with self._lock:
                 self._loaded[key] = entry
                 evicted = []
@@ -277,8 +260,8 @@ class LocalTasks:
             )
         return _hub_snapshot(model), model
 
-    def _load(self, spec: TaskSpec, runner: runners.Runner, location: str, model_id: str) -> Any:
-        runners.check_architecture(runner, location, model_id, spec)
+    def _load(self, spec: TaskSpec, runner: Runner, location: str, model_id: str) -> Any:
+        check_architecture(runner, location, model_id, spec)
         log.info("loading %s for %s on %s", model_id, spec.name, self._device_name())
         try:
             return runner.load(location, self._device_name())
@@ -361,3 +344,9 @@ def _free_accelerator_memory() -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _type_and_line(exc: BaseException) -> str:
+    """``KeyError: 'box'``: the exception's type and the first line of its message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

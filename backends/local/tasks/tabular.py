@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import InputValidationError
-from backends.local import runners as r
+from backends.local.tasks import base as r
 
 
 @dataclass
@@ -82,9 +82,3 @@ def tabular_classification(estimator: Estimator, inputs, params) -> list[str]:
 
 def tabular_regression(estimator: Estimator, inputs, params) -> list[float]:
     return [float(value) for value in estimator.model.predict(_frame(estimator, inputs))]
-
-
-RUNNERS: dict[str, r.Runner] = {
-    "tabular_classification": r.Runner("sklearn", load_tabular, tabular_classification),
-    "tabular_regression": r.Runner("sklearn", load_tabular, tabular_regression),
-}

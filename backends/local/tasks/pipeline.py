@@ -2,7 +2,8 @@
 for), each converting the pipeline's output to the type InferenceClient returns.
 
 Parameters map one to one onto pipeline keywords (they share InferenceClient's names);
-where a model cannot honour one, the runner refuses it with the reason.
+where a model cannot honour one, the runner refuses it with the reason. ``runner`` wraps a
+function here into the ``Runner`` that ``registry.RUNNERS`` lists.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from huggingface_hub import (
@@ -29,15 +31,17 @@ from huggingface_hub import (
 
 from backends import media
 from backends.errors import InputValidationError, UnavailableError
-from backends.local import runners as r
+from backends.local.tasks import base as r
 
 # Longer recordings are transcribed in 30 s windows (what Whisper was trained on; CTC
 # models also keep memory flat this way).
 ASR_CHUNK_SECONDS = 30
 
 
-def _loader(task: str, **kwargs: Any):
-    return functools.partial(r.load_pipeline, task, **kwargs)
+def runner(task: str, run: Callable[[Any, dict[str, Any], dict[str, Any]], Any]) -> r.Runner:
+    """The ``Runner`` for a task on the transformers pipeline ``task`` (e.g.
+    ``"image-classification"``): one loaded pipeline per pipeline task and model."""
+    return r.Runner(task, functools.partial(r.load_pipeline, task), run, pipeline_task=task)
 
 
 # -- image ------------------------------------------------------------------------------
@@ -284,31 +288,3 @@ def zero_shot_classification(pipe, inputs, params):
         for label, score in zip(out["labels"], out["scores"], strict=True)
     ]
     return r.hub(ZeroShotClassificationOutputElement, pairs)
-
-
-RUNNERS: dict[str, r.Runner] = {
-    name: r.Runner(kind=task, load=_loader(task), run=run, pipeline_task=task)
-    for name, task, run in (
-        ("image_classification", "image-classification", image_classification),
-        ("object_detection", "object-detection", object_detection),
-        ("image_segmentation", "image-segmentation", image_segmentation),
-        (
-            "zero_shot_image_classification",
-            "zero-shot-image-classification",
-            zero_shot_image_classification,
-        ),
-        ("document_question_answering", "document-question-answering", document_question_answering),
-        (
-            "automatic_speech_recognition",
-            "automatic-speech-recognition",
-            automatic_speech_recognition,
-        ),
-        ("audio_classification", "audio-classification", audio_classification),
-        ("text_to_speech", "text-to-audio", text_to_speech),
-        ("table_question_answering", "table-question-answering", table_question_answering),
-        ("text_classification", "text-classification", text_classification),
-        ("token_classification", "token-classification", token_classification),
-        ("fill_mask", "fill-mask", fill_mask),
-        ("zero_shot_classification", "zero-shot-classification", zero_shot_classification),
-    )
-}

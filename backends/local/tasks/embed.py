@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from backends.errors import InputValidationError
-from backends.local import runners as r
+from backends.local.tasks import base as r
 
 
 @dataclass
@@ -127,9 +127,3 @@ def _lines(inputs) -> list[str]:
     if not lines:
         raise InputValidationError("`other_sentences` is empty.", field="other_sentences")
     return lines
-
-
-RUNNERS: dict[str, r.Runner] = {
-    "feature_extraction": r.Runner("sentence-transformers", load_embedder, feature_extraction),
-    "sentence_similarity": r.Runner("sentence-transformers", load_embedder, sentence_similarity),
-}

@@ -1,11 +1,15 @@
-"""What the local task runners share: the ``Runner`` record, input decoding, parameter
-refusal, and conversion to huggingface_hub's output types.
+"""What the local task runners share: the ``Runner`` and ``NoRunner`` records, the
+architecture check, input decoding, parameter refusal, and conversion to huggingface_hub's
+output types. It imports no other module of this package.
 
 A runner is two functions: ``load(directory, device)`` builds what the task needs (a
 transformers pipeline, a model with its processor, a sentence-transformers or scikit-learn
 model) and ``run(loaded, inputs, params)`` returns exactly what ``InferenceClient.<task>``
 returns. Outputs are built with the hub types' own ``parse_obj``, the parser InferenceClient
 applies to a server's JSON, so local and remote results have the same shape and extras.
+A runner raises ``InputValidationError`` for input it refuses; anything else that escapes it
+is a bug or a model it cannot handle, which ``LocalTasks.run`` logs and reports as a
+``GenerationError``.
 """
 
 from __future__ import annotations
@@ -25,14 +29,6 @@ if TYPE_CHECKING:
 
     from backends.tasks import TaskSpec
 
-# Tasks transformers cannot run at all, with the reason users see.
-NO_RUNNER = {
-    "text_to_image": "transformers has no text-to-image models (diffusion models need "
-    "diffusers, which this playground does not bundle)",
-    "audio_to_audio": "transformers has no audio-to-audio pipeline (speech enhancement and "
-    "source separation models need SpeechBrain or Asteroid)",
-}
-
 
 @dataclass(frozen=True)
 class Runner:
@@ -51,27 +47,12 @@ class Runner:
     auto: tuple[str, ...] = ()
 
 
-def runner_for(name: str) -> Runner | None:
-    """The runner for a task, or ``None`` (imported lazily: it pulls in numpy helpers only;
-    torch and transformers load inside the runners)."""
-    from backends.local import (
-        runners_direct,
-        runners_embed,
-        runners_pipeline,
-        runners_tabular,
-        runners_vision,
-    )
+@dataclass(frozen=True)
+class NoRunner:
+    """A task that cannot run locally: ``reason`` is the clause users see after
+    "<task> cannot run locally: " (no capital, no full stop)."""
 
-    for module in (
-        runners_pipeline,
-        runners_direct,
-        runners_vision,
-        runners_embed,
-        runners_tabular,
-    ):
-        if name in module.RUNNERS:
-            return module.RUNNERS[name]
-    return None
+    reason: str
 
 
 def check_architecture(runner: Runner, location: str, model_id: str, spec: TaskSpec) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 from huggingface_hub import ImageToTextOutput, VisualQuestionAnsweringOutputElement
 
 from backends.errors import InputValidationError
-from backends.local import runners as r
+from backends.local.tasks import base as r
 
 # -- image to text (captioning) ---------------------------------------------------------
 
@@ -127,22 +127,3 @@ def image_to_image(bundle: r.Bundle, inputs, params):
     scale = int(getattr(model.config, "upscale", 1) or 1)
     width, height = picture.size
     return Image.fromarray(array[: height * scale, : width * scale])
-
-
-RUNNERS: dict[str, r.Runner] = {
-    "image_to_text": r.Runner(
-        "image-to-text",
-        load_image_to_text,
-        image_to_text,
-        auto=("AutoModelForImageTextToText",),
-    ),
-    "visual_question_answering": r.Runner(
-        "visual-question-answering",
-        load_visual_question_answering,
-        visual_question_answering,
-        auto=("AutoModelForVisualQuestionAnswering",),
-    ),
-    "image_to_image": r.Runner(
-        "image-to-image", load_image_to_image, image_to_image, auto=("AutoModelForImageToImage",)
-    ),
-}

@@ -1,6 +1,6 @@
 """Local runners for the tasks transformers 5 has no pipeline for (extractive question
 answering, summarization and translation), written directly on Auto classes. Each returns
-the type InferenceClient returns. The vision ones live in ``runners_vision``.
+the type InferenceClient returns. The vision ones live in ``vision``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from huggingface_hub import (
 )
 
 from backends.errors import InputValidationError, UnavailableError
-from backends.local import runners as r
+from backends.local.tasks import base as r
 
 # -- extractive question answering -------------------------------------------------------
 
@@ -265,17 +265,3 @@ def _input_limit(tokenizer, model) -> int:
             limits.append(value)
     limit = min(value for value in limits if value and value > 0)
     return int(min(limit, 100_000))
-
-
-RUNNERS: dict[str, r.Runner] = {
-    "question_answering": r.Runner(
-        "question-answering",
-        load_question_answering,
-        question_answering,
-        auto=("AutoModelForQuestionAnswering",),
-    ),
-    "summarization": r.Runner(
-        "seq2seq", load_seq2seq, summarization, auto=("AutoModelForSeq2SeqLM",)
-    ),
-    "translation": r.Runner("seq2seq", load_seq2seq, translation, auto=("AutoModelForSeq2SeqLM",)),
-}
