@@ -78,9 +78,7 @@ def dying_app():
     assert backend.status().state == "ready", backend.status().message
     demo = build_ui(backend)
     demo.queue(default_concurrency_limit=1)
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", css=CSS, quiet=True
-    )
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", css=CSS, quiet=True)
     try:
         yield backend, url
     finally:
