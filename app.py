@@ -24,7 +24,7 @@ import gradio as gr  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from backends.api import mount_api  # noqa: E402
+from api import mount_api  # noqa: E402
 from backends.errors import UnavailableError  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
@@ -195,12 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve_api = bool(args.api_key) or is_loopback(args.host)
     if serve_api:
-        mount_api(
-            app,
-            backend,
-            api_key=args.api_key,
-            max_concurrent_requests=args.max_concurrent_requests,
-        )
+        mount_api(app, backend, api_key=args.api_key)
         logging.info(
             "Local API (TGI + OpenAI compatible) at http://%s:%d/api", args.host, args.port
         )

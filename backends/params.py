@@ -158,17 +158,22 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{error['msg'].lower()} (got {got!r})"
 
 
+def refusal(errors: list[dict[str, Any]]) -> InputValidationError:
+    """One ``InputValidationError`` naming every error of a pydantic ``ValidationError``
+    (``exc.errors()``), e.g. "`top_p` must be < 1 (got 1.5)"; its ``field`` is the first's."""
+    parts = []
+    for err in errors:
+        loc = [str(p) for p in err["loc"]]
+        # A rule across fields (model validator) has no location: its message says it.
+        parts.append(f"`{'.'.join(loc)}` {_describe(err)}" if loc else _describe(err))
+    first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
+    return InputValidationError("; ".join(parts), field=first)
+
+
 def validate(model: type[ModelT], values: dict[str, Any]) -> ModelT:
     """Build ``model`` from ``values`` or raise one ``InputValidationError`` naming every
-    offending field, e.g. "`top_p` must be < 1 (got 1.5)"."""
+    offending field (see ``refusal``)."""
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        parts = []
-        for err in errors:
-            loc = [str(p) for p in err["loc"]]
-            # A rule across fields (model validator) has no location: its message says it.
-            parts.append(f"`{'.'.join(loc)}` {_describe(err)}" if loc else _describe(err))
-        first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
-        raise InputValidationError("; ".join(parts), field=first) from None
+        raise refusal(exc.errors(include_url=False)) from None

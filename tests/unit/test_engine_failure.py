@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from backends.api import mount_api
+from api import mount_api
 from backends.errors import UnavailableError
 from backends.local.backend import LocalBackend
 from backends.local.engine.sampling import SamplingParams

@@ -1,0 +1,57 @@
+"""TGI- and OpenAI-compatible HTTP routes over a Backend, so any client can use the local
+model: ``InferenceClient``, ``text_generation.Client``, the ``openai`` SDK, curl.
+
+Mounted by app.py under ``/api`` on the same server as the UI (``mount_api``):
+
+    POST /api                       TGI compat route (what InferenceClient / text-generation use)
+    POST /api/generate              TGI: one JSON answer
+    POST /api/generate_stream       TGI: SSE ``data:`` events, one per token
+    POST /api/v1/chat/completions   OpenAI: JSON, or SSE chunks ending with ``data: [DONE]``
+    GET  /api/v1/models             OpenAI: the served model
+    GET  /api/info                  TGI: model id, dtype, device, limits, version
+    GET  /api/health                200 when the model is ready, 503 otherwise
+    POST /api/tokenize              TGI: tokens with character offsets
+
+Bodies are ``api.models``; routes ``api.tgi`` and ``api.openai``; errors (TGI's
+``{"error", "error_type"}``) ``api.errors``; the API key ``api.auth``. Admission is the
+backend's: past its bound (the local engine's ``--max-concurrent-requests``) it raises
+``OverloadedError``, answered 429 ``overloaded``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from api.auth import require_key
+from api.errors import add_error_handlers
+from api.openai import openai_routes
+from api.tgi import tgi_routes
+from backends import Backend
+from backends.errors import UnavailableError
+
+PREFIX = "/api"
+
+
+def create_api(backend: Backend, *, api_key: str | None = None) -> APIRouter:
+    """Every route of the API (under ``/api``); all but ``/health`` need ``api_key``."""
+
+    async def health(request: Request) -> Response:
+        """200 once the model is loaded and serving; 503 while loading or after a failure."""
+        if backend.health_check():
+            return Response(status_code=200)
+        raise UnavailableError(backend.status().message)
+
+    router = APIRouter(tags=["local API"])
+    keyed = [Depends(require_key(api_key))]
+    router.include_router(tgi_routes(backend), prefix=PREFIX, dependencies=keyed)
+    router.include_router(openai_routes(backend), prefix=PREFIX, dependencies=keyed)
+    # Health probes (load balancers, Spaces) carry no key: /health reveals only readiness.
+    router.add_api_route(f"{PREFIX}/health", health, methods=["GET"])
+    return router
+
+
+def mount_api(app: FastAPI, backend: Backend, *, api_key: str | None = None) -> None:
+    """Add the API's routes and error handlers to ``app`` (before the UI is mounted at ``/``)."""
+    add_error_handlers(app)
+    app.include_router(create_api(backend, api_key=api_key))

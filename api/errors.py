@@ -1,0 +1,36 @@
+"""TGI's error responses: ``{"error": ..., "error_type": ...}`` with the status code of
+the ``BackendError`` raised (422 validation, 424 generation, 429 overloaded, 401
+authentication, 503 unavailable, 500 otherwise).
+
+Routes just raise; one handler answers. An error after a stream started cannot change the
+status any more: ``api.responses.event_stream`` sends it as the stream's last ``data:``
+event, in the same shape.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from backends.errors import BackendError
+
+
+def error_response(exc: BackendError) -> JSONResponse:
+    """TGI's error body with the status code its ``error_type`` maps to."""
+    return JSONResponse(exc.to_json(), status_code=exc.status_code)
+
+
+async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BackendError)
+    return error_response(exc)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Never a stack trace to the client; the server logs it (uvicorn, as for any crash).
+    return JSONResponse({"error": str(exc), "error_type": "unknown"}, status_code=500)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer ``BackendError`` (and any other exception) raised by a route in TGI's shape."""
+    app.add_exception_handler(BackendError, _backend_error)
+    app.add_exception_handler(Exception, _unexpected_error)
