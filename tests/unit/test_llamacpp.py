@@ -444,7 +444,7 @@ FOLDER = ModelSource("dir", "/models/m", "m")
     ],
 )
 def test_select_engine(monkeypatch, kind, source, device, installed, expected):
-    monkeypatch.setattr("backends.local.engines.llamacpp_available", lambda: installed)
+    monkeypatch.setattr("backends.local.engine.select.llamacpp_available", lambda: installed)
     assert select_engine(kind, source, device) == expected
 
 
@@ -452,7 +452,7 @@ def test_select_engine(monkeypatch, kind, source, device, installed, expected):
 def test_auto_device_picks_llamacpp_only_without_cuda(monkeypatch, cuda):
     import torch
 
-    monkeypatch.setattr("backends.local.engines.llamacpp_available", lambda: True)
+    monkeypatch.setattr("backends.local.engine.select.llamacpp_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert select_engine("auto", GGUF, "auto") == ("transformers" if cuda else "llama.cpp")
 
@@ -469,7 +469,7 @@ def test_auto_device_picks_llamacpp_only_without_cuda(monkeypatch, cuda):
 def test_select_engine_refuses_what_cannot_run(
     monkeypatch, kind, source, device, installed, message
 ):
-    monkeypatch.setattr("backends.local.engines.llamacpp_available", lambda: installed)
+    monkeypatch.setattr("backends.local.engine.select.llamacpp_available", lambda: installed)
     with pytest.raises(UnavailableError) as info:
         select_engine(kind, source, device)
     assert message in info.value.user_message()
