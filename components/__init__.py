@@ -25,17 +25,12 @@ def build_ui(
     backend: Backend,
     *,
     providers: list[str] | None = None,
-    concurrency_limit: int | None = None,
     api_key_required: bool = False,
 ) -> gr.Blocks:
     """The whole app around the local ``backend``; each tab can switch to a remote endpoint
-    (``providers``: the choices for Hub model ids). ``concurrency_limit``: generation jobs
-    that run at once (``None``: no limit in Gradio — the local engine queues its own)."""
-    options = dict(
-        providers=providers or ["auto"],
-        concurrency_limit=concurrency_limit,
-        api_key_required=api_key_required,
-    )
+    (``providers``: the choices for Hub model ids). Generation jobs are not limited in
+    Gradio (``GENERATION_CONCURRENCY``): the local engine admits and queues its own."""
+    options = dict(providers=providers or ["auto"], api_key_required=api_key_required)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## 🧪 {TITLE}")
         render_status(backend)

@@ -17,6 +17,7 @@ from backends.errors import BackendError, InputValidationError
 from components import connection as connection_panel
 from components import show_code
 from components.common import (
+    GENERATION_CONCURRENCY,
     GENERATION_CONCURRENCY_ID,
     TICK,
     StreamStats,
@@ -236,7 +237,6 @@ def render(
     local: Backend,
     *,
     providers: list[str],
-    concurrency_limit: int | None = None,
     api_key_required: bool = False,
 ) -> None:
     """The chat tab's widgets and events (call inside a ``gr.Tab``). ``local`` answers
@@ -362,7 +362,7 @@ def render(
         fn=respond,
         inputs=[chatbot, *params],
         outputs=[chatbot, stats],
-        concurrency_limit=concurrency_limit,
+        concurrency_limit=GENERATION_CONCURRENCY,
         concurrency_id=GENERATION_CONCURRENCY_ID,
         show_progress="hidden",
         **hidden,
@@ -424,6 +424,6 @@ def render(
     gr.api(
         chat,
         api_name="chat",
-        concurrency_limit=concurrency_limit,
+        concurrency_limit=GENERATION_CONCURRENCY,
         concurrency_id=GENERATION_CONCURRENCY_ID,
     )

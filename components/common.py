@@ -15,6 +15,9 @@ from backends import Backend
 from backends.errors import BackendError, InputValidationError, OverloadedError
 
 GENERATION_CONCURRENCY_ID = "generation"
+# Chat and text-generation jobs running at once: no limit in Gradio (None); the local
+# engine admits, batches and queues them itself, remote endpoints answer 429 when full.
+GENERATION_CONCURRENCY = None
 
 
 def parse_stop(text: str | None) -> list[str] | None:

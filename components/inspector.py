@@ -3,7 +3,7 @@
 Every generated token becomes a chip coloured by its probability; hovering (or focusing) a
 chip shows its id, probability, logprob and the top-N alternatives the model weighed at that
 step. Prompt tokens, a step table and ``best_of`` candidates side by side complete the view.
-Pure Python, no gradio: the tab wires ``render_inspector`` / ``render_stream_tokens`` in.
+Pure Python, no gradio: the tab wires ``render_inspector`` in.
 
 All model and user text goes through ``html.escape``: tokens can be ``<script>``, quotes,
 newlines. Remote endpoints return what they return, so every detail may be missing.
@@ -312,19 +312,3 @@ def render_inspector(output: TextGenerationOutput | None, *, prompt: str | None 
         )
     parts.append(_table(tokens, top_tokens))
     return _wrap("".join(parts))
-
-
-def render_stream_tokens(tokens: Sequence[Mapping[str, Any]]) -> str:
-    """Chips for a stream in progress: ``tokens`` are dicts ``{id, text, logprob, special}``
-    with an optional ``top_tokens`` list (the alternatives at that step)."""
-    if not tokens:
-        return _wrap('<p class="tok-empty" data-empty="stream">Waiting for tokens…</p>')
-    mean = _mean_logprob(tokens)
-    summary = f"{len(tokens)} tokens so far"
-    if mean is not None:
-        summary += f" · mean logprob {mean:.3f}"
-    top = [token.get("top_tokens") for token in tokens]
-    return _wrap(
-        f'<div class="tok-head"><span>{summary}</span></div>{_legend()}'
-        f'<div class="tok-flow" data-flow="stream">{_chips(tokens, top, attr="data-step")}</div>'
-    )

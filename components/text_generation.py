@@ -16,6 +16,7 @@ from backends.errors import BackendError
 from components import connection as connection_panel
 from components import show_code
 from components.common import (
+    GENERATION_CONCURRENCY,
     GENERATION_CONCURRENCY_ID,
     TICK,
     StreamStats,
@@ -108,7 +109,6 @@ def render(
     local: Backend,
     *,
     providers: list[str],
-    concurrency_limit: int | None = None,
     api_key_required: bool = False,
 ) -> None:
     """The text-generation tab's widgets and events (call inside a ``gr.Tab``). ``local``
@@ -183,7 +183,7 @@ def render(
         inputs=inputs,
         outputs=[output, finish, stats, inspector],
         validator=check,
-        concurrency_limit=concurrency_limit,
+        concurrency_limit=GENERATION_CONCURRENCY,
         concurrency_id=GENERATION_CONCURRENCY_ID,
         show_progress="minimal",
         api_visibility="undocumented",  # a private event cannot be cancelled (Gradio 6.31)
@@ -257,6 +257,6 @@ def render(
     gr.api(
         text_generation,
         api_name="text_generation",
-        concurrency_limit=concurrency_limit,
+        concurrency_limit=GENERATION_CONCURRENCY,
         concurrency_id=GENERATION_CONCURRENCY_ID,
     )

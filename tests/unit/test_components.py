@@ -215,7 +215,7 @@ def test_text_generation_run_renders_the_inspector_with_alternatives(local_backe
         local_backend, "The sky is", max_new_tokens=5, do_sample=False, top_n_tokens=2
     )
     assert html.count("data-step=") >= 5  # one chip per generated token (plus table rows)
-    assert "finish" in html.lower() or "length" in html
+    assert f"Finish: <b>{finish}</b>" in html  # the finish reason the tab shows, in the header
 
 
 def test_text_generation_best_of_and_prefill_answer_in_one_piece(local_backend):

@@ -23,7 +23,6 @@ from components.inspector import (
     format_probability,
     probability_class,
     render_inspector,
-    render_stream_tokens,
 )
 
 VOID = {"br", "hr", "img", "input", "meta", "link", "wbr", "col"}
@@ -331,29 +330,3 @@ def test_details_without_optional_fields_still_render():
     root = parse(render_inspector(TextGenerationOutput(generated_text="a", details=details)))
     assert len(generated_chips(root)) == 1
     assert "Generated tokens: 1" in root.find_all(class_="tok-head")[0].text()
-
-
-def test_stream_tokens_reuse_chips_and_alternatives():
-    tokens = [
-        {"id": 1, "text": "Hi", "logprob": math.log(0.9), "special": False},
-        {
-            "id": 2,
-            "text": " <there>",
-            "logprob": math.log(0.2),
-            "special": False,
-            "top_tokens": [{"id": 3, "text": " you", "logprob": math.log(0.5), "special": False}],
-        },
-        {"id": 4, "text": "?", "logprob": None, "special": False},
-    ]
-    markup = render_stream_tokens(tokens)
-    chips = generated_chips(parse(markup))
-    assert [c.own_text() for c in chips] == ["Hi", "␣<there>", "?"]
-    assert [c.attrs["data-p"] for c in chips] == ["p-high", "p-low", "p-none"]
-    assert [r.text() for r in chips[1].find_all(data_alt_id=True)] == ["␣you50.0%"]
-    assert "<there>" not in markup
-
-
-def test_empty_stream_waits():
-    root = parse(render_stream_tokens([]))
-    assert root.find_all(data_empty="stream")[0].text() == "Waiting for tokens…"
-    assert not generated_chips(root)
