@@ -9,13 +9,13 @@ makes), never inferred from timing.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 
 import pytest
 
 from backends.errors import GenerationError, OverloadedError, UnavailableError
 from backends.local.engine.grammar import GrammarError, compile_grammar
+from backends.local.engine.queue import EngineEvent
 from backends.local.engine.sampling import SamplingParams
 from backends.local.engine.sequence import TokenEvent
 from backends.local.engine.transformers import TransformersEngine as Engine
@@ -32,16 +32,22 @@ PROMPTS = [
     "In 1492, Columbus sailed across the ocean and",
 ]
 LONG = 400  # far more tokens than any test waits for
-ENGINE_LOG = "backends.local.engine"
 
 
 @pytest.fixture
-def make_engine(loaded):
+def events() -> list[EngineEvent]:
+    """Every EngineEvent of the engines ``make_engine`` builds, in order."""
+    return []
+
+
+@pytest.fixture
+def make_engine(loaded, events):
     """Build engines on the shared model; shut them all down after the test."""
     engines: list[Engine] = []
 
     def make(**kwargs) -> Engine:
         engines.append(Engine(kwargs.pop("loaded", loaded), **kwargs))
+        engines[-1].on_event = events.append
         return engines[-1]
 
     yield make
@@ -50,16 +56,11 @@ def make_engine(loaded):
 
 
 @pytest.fixture
-def admissions(caplog):
-    """The batch size after each admission, as the engine logs it."""
-    caplog.set_level(logging.DEBUG, logger=ENGINE_LOG)
+def admissions(events):
+    """The batch size after each admission, from the engines' events."""
 
     def sizes() -> list[int]:
-        return [
-            int(re.match(r"request admitted: (\d+) running", r.getMessage()).group(1))
-            for r in caplog.records
-            if r.name == ENGINE_LOG and r.getMessage().startswith("request admitted")
-        ]
+        return [e.facts["running"] for e in events if e.kind == "admitted"]
 
     return sizes
 
@@ -169,7 +170,7 @@ def test_batched_greedy_equals_greedy_alone(make_engine, loaded, admissions):
 
 
 def test_a_cancelled_request_leaves_and_a_waiting_one_takes_its_slot(
-    make_engine, loaded, caplog, admissions
+    make_engine, loaded, events, admissions
 ):
     tokenizer = loaded.tokenizer
     engine = make_engine(max_batch_size=2)
@@ -189,8 +190,8 @@ def test_a_cancelled_request_leaves_and_a_waiting_one_takes_its_slot(
     still = next(second_events)  # the other long request never stopped
     assert still.finish_reason is None
     assert engine.stats()["running"] == 1
-    cancelled = [r.getMessage() for r in caplog.records if "cancelled after" in r.getMessage()]
-    assert len(cancelled) == 1 and int(cancelled[0].split()[-2]) < LONG
+    cancelled = [e.facts["tokens"] for e in events if e.kind == "cancelled"]
+    assert len(cancelled) == 1 and cancelled[0] < LONG
     assert admissions() == [1, 2, 2]  # the short one joined a batch of two: the freed slot
     second.close()
     list(second_events)

@@ -21,6 +21,7 @@ from backends.local.engine.llamacpp import (
     LlamaCppEngine,
     llamacpp_available,
 )
+from backends.local.engine.queue import EngineEvent
 from backends.local.engine.sampling import SamplingParams
 from backends.local.engine.select import (
     create_engine,
@@ -366,8 +367,9 @@ def test_chat_response_format_and_stop(backend):
 
 
 @needs_llamacpp
-def test_close_cancels_within_a_token_and_the_next_request_runs(fast, tokenizer, caplog):
-    caplog.set_level("INFO", logger="backends.local.engine")
+def test_close_cancels_within_a_token_and_the_next_request_runs(fast, tokenizer):
+    events: list[EngineEvent] = []
+    fast.on_event = events.append
     stream = fast.submit(tokenizer(PROMPT).input_ids, SamplingParams(max_new_tokens=LONG))
     events = iter(stream)
     received = [next(events), next(events)]
@@ -375,10 +377,11 @@ def test_close_cancels_within_a_token_and_the_next_request_runs(fast, tokenizer,
     received += list(events)
     assert len(received) < LONG and received[-1].finish_reason is None
     wait_until_idle(fast)
-    assert any("request cancelled after" in r.message for r in caplog.records)
+    cancelled = [e.facts["tokens"] for e in events if e.kind == "cancelled"]
+    assert len(cancelled) == 1 and 2 <= cancelled[0] < LONG  # at most a token after close
+    fast.on_event = None
     after = generate(fast, tokenizer, max_new_tokens=3)
     assert after[-1].finish_reason == "length"
-    assert any("request done: " in r.message for r in caplog.records)
 
 
 @needs_llamacpp

@@ -295,14 +295,14 @@ class LlamaCppEngine(RequestQueue):
             return None  # no room left in the model's context: nothing to generate
         prompt = self._prompt(request)
         if prompt is None:
-            log.info("request cancelled after %d tokens", 0)
+            self._emit("cancelled", tokens=0)
             return None
         sequence.accept(*prompt)
         while not sequence.finished:
             if self._stopping:
                 return UnavailableError("The local model has shut down.")
             if request.cancelled.is_set():
-                log.info("request cancelled after %d tokens", sequence.index)
+                self._emit("cancelled", tokens=sequence.index)
                 return None
             ids = sequence.ids
             sequence.accept(context.decode([ids[-1]], len(ids) - 1))

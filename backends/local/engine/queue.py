@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
 
 from backends.errors import BackendError, OverloadedError, UnavailableError
 from backends.local.engine.sequence import Request, TokenEvent, end_request
@@ -34,6 +36,23 @@ class TokenStream:
         self.close()
 
 
+@dataclass(frozen=True)
+class EngineEvent:
+    """A fact about the engine's work, for observers (``RequestQueue.on_event``): tests and
+    tools read these instead of log text. ``admitted``: a request joined the running batch
+    (``running``/``waiting`` after it); ``cancelled``: a request was dropped by its consumer
+    after ``tokens`` generated tokens."""
+
+    kind: Literal["admitted", "cancelled"]
+    facts: dict[str, int] = field(default_factory=dict)
+
+
+_EVENT_LOG = {
+    "admitted": (logging.DEBUG, "request admitted: {running} running, {waiting} waiting"),
+    "cancelled": (logging.INFO, "request cancelled after {tokens} tokens"),
+}
+
+
 class RequestQueue:
     """Requests submitted from any thread wait in ``_pending`` for the engine's worker; at
     most ``max_queue`` are in flight (running + waiting). ``_cond`` guards ``_pending``,
@@ -48,10 +67,19 @@ class RequestQueue:
     def __init__(self, max_queue: int) -> None:
         self.max_queue = max_queue
         self.failure: BackendError | None = None  # set once when the worker has died
+        # Called (on the worker thread) with every EngineEvent; keep it quick.
+        self.on_event: Callable[[EngineEvent], None] | None = None
         self._cond = threading.Condition()
         self._pending: deque[Request] = deque()
         self._in_flight = 0
         self._stopping = False
+
+    def _emit(self, kind: str, **facts: int) -> None:
+        """Log the fact and hand it to the observer."""
+        level, message = _EVENT_LOG[kind]
+        log.log(level, message.format(**facts))
+        if self.on_event is not None:
+            self.on_event(EngineEvent(kind, facts))
 
     def _start_worker(self, name: str) -> None:
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)

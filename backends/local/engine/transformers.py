@@ -26,6 +26,7 @@ from backends.errors import GenerationError, UnavailableError
 from backends.local.engine.kv_batch import KVBatch, supports_batching
 from backends.local.engine.queue import RequestQueue, TokenStream
 from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.scheduler import admit_count, reserved_tokens
 from backends.local.engine.sequence import Request, Sequence
 from backends.local.model import LoadedModel
 
@@ -166,17 +167,18 @@ class TransformersEngine(RequestQueue):
             for request in [r for r in self._pending if r.cancelled.is_set()]:
                 self._pending.remove(request)  # gave up while waiting: nothing to cancel
                 self._end(request)
-            # Each request reserves the most tokens it can reach (prompt + max new tokens),
-            # so the batch stays within max_batch_tokens however long its requests run.
-            tokens = sum(s.input_length + s.budget for s in (*self._prefilling, *self._rows))
-            running = len(self._prefilling) + len(self._rows)
-            while self._pending and running < self.max_batch_size:
-                needs = self._reserve(self._pending[0])
-                if running and tokens + needs > self.max_batch_tokens:
-                    break
+            running = [s.input_length + s.budget for s in (*self._prefilling, *self._rows)]
+            count = admit_count(
+                [self._reserve(r) for r in self._pending],
+                running,
+                max_batch_size=self.max_batch_size,
+                max_batch_tokens=self.max_batch_tokens,
+            )
+            for _ in range(count):
                 admitted.append(self._pending.popleft())
-                running, tokens = running + 1, tokens + needs
-                log.debug("request admitted: %d running, %d waiting", running, len(self._pending))
+                self._emit(
+                    "admitted", running=len(running) + len(admitted), waiting=len(self._pending)
+                )
         for request in admitted:
             try:
                 sequence = Sequence(request, self.loaded, self._special_ids)
@@ -189,10 +191,9 @@ class TransformersEngine(RequestQueue):
                 self._prefilling.append(sequence)
 
     def _reserve(self, request: Request) -> int:
-        """Tokens ``request`` can reach: its prompt and as many new ones as fit the context."""
-        prompt = len(request.input_ids)
-        room = self.loaded.max_context - prompt
-        return prompt + max(0, min(request.params.max_new_tokens, room))
+        return reserved_tokens(
+            len(request.input_ids), request.params.max_new_tokens, self.loaded.max_context
+        )
 
     def _prefill(self) -> None:
         """Prefill waiting sequences, about one chunk's worth of prompt tokens per step."""
@@ -201,7 +202,7 @@ class TransformersEngine(RequestQueue):
             sequence = self._prefilling[0]
             if sequence.request.cancelled.is_set():
                 self._prefilling.popleft()
-                log.info("request cancelled after %d tokens", 0)
+                self._emit("cancelled", tokens=0)
                 self._end(sequence.request)
                 continue
             try:
@@ -225,7 +226,7 @@ class TransformersEngine(RequestQueue):
         keep = []
         for i, sequence in enumerate(rows):
             if sequence.request.cancelled.is_set():
-                log.info("request cancelled after %d tokens", sequence.index)
+                self._emit("cancelled", tokens=sequence.index)
                 self._end(sequence.request)
             else:
                 keep.append(i)
