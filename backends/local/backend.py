@@ -199,7 +199,7 @@ class LocalBackend:
     def status(self) -> BackendStatus:
         if not self._ready.is_set():
             return BackendStatus("loading", self._message, self.engine_note)
-        failure = self._engine.failure if self._engine is not None else None
+        failure = self._engine.queue.failure if self._engine is not None else None
         if failure is not None:  # the engine's worker died after loading
             return BackendStatus("failed", failure.user_message(), self.engine_note)
         return BackendStatus("failed" if self._error else "ready", self._message, self.engine_note)
@@ -215,8 +215,8 @@ class LocalBackend:
         if self._error is not None:
             raise self._error
         assert self._loaded is not None and self._engine is not None
-        if self._engine.failure is not None:
-            raise self._engine.failure
+        if self._engine.queue.failure is not None:
+            raise self._engine.queue.failure
         return self._loaded, self._engine
 
     # -- informational -------------------------------------------------------------------
@@ -233,7 +233,7 @@ class LocalBackend:
             "model_device_type": loaded.device,
             "max_input_tokens": loaded.max_context - 1,
             "max_total_tokens": loaded.max_context,
-            "max_concurrent_requests": engine.max_queue,
+            "max_concurrent_requests": engine.queue.max_queue,
             # TGI's batching limits: requests decoding together, and their tokens.
             "max_batch_size": engine.stats()["max_batch_size"],
             "max_batch_total_tokens": engine.stats()["max_batch_tokens"],

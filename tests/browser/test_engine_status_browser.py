@@ -95,7 +95,7 @@ def test_an_engine_that_dies_turns_the_banner_red_without_a_reload(
         banner = page.locator("#backend-status")
         expect(banner).to_contain_text("🟢")
         expect(banner).not_to_have_class(re.compile("status-failed"))
-        backend._engine._die(RuntimeError("CUDA error: an illegal memory access"))
+        backend._engine.queue.die(RuntimeError("CUDA error: an illegal memory access"))
         # The banner polls every few seconds: no reload needed.
         expect(banner).to_contain_text(
             "🔴 local model — The local engine stopped: RuntimeError: CUDA error: an illegal "

@@ -35,19 +35,19 @@ LONG = 400  # far more tokens than any test waits for
 
 
 @pytest.fixture
-def events() -> list[EngineEvent]:
+def engine_events() -> list[EngineEvent]:
     """Every EngineEvent of the engines ``make_engine`` builds, in order."""
     return []
 
 
 @pytest.fixture
-def make_engine(loaded, events):
+def make_engine(loaded, engine_events):
     """Build engines on the shared model; shut them all down after the test."""
     engines: list[Engine] = []
 
     def make(**kwargs) -> Engine:
         engines.append(Engine(kwargs.pop("loaded", loaded), **kwargs))
-        engines[-1].on_event = events.append
+        engines[-1].queue.on_event = engine_events.append
         return engines[-1]
 
     yield make
@@ -56,11 +56,11 @@ def make_engine(loaded, events):
 
 
 @pytest.fixture
-def admissions(events):
+def admissions(engine_events):
     """The batch size after each admission, from the engines' events."""
 
     def sizes() -> list[int]:
-        return [e.facts["running"] for e in events if e.kind == "admitted"]
+        return [e.facts["running"] for e in engine_events if e.kind == "admitted"]
 
     return sizes
 
@@ -170,7 +170,7 @@ def test_batched_greedy_equals_greedy_alone(make_engine, loaded, admissions):
 
 
 def test_a_cancelled_request_leaves_and_a_waiting_one_takes_its_slot(
-    make_engine, loaded, events, admissions
+    make_engine, loaded, engine_events, admissions
 ):
     tokenizer = loaded.tokenizer
     engine = make_engine(max_batch_size=2)
@@ -190,7 +190,7 @@ def test_a_cancelled_request_leaves_and_a_waiting_one_takes_its_slot(
     still = next(second_events)  # the other long request never stopped
     assert still.finish_reason is None
     assert engine.stats()["running"] == 1
-    cancelled = [e.facts["tokens"] for e in events if e.kind == "cancelled"]
+    cancelled = [e.facts["tokens"] for e in engine_events if e.kind == "cancelled"]
     assert len(cancelled) == 1 and cancelled[0] < LONG
     assert admissions() == [1, 2, 2]  # the short one joined a batch of two: the freed slot
     second.close()
@@ -234,7 +234,7 @@ def test_past_the_queue_bound_requests_are_overloaded(make_engine, loaded):
             stream.close()
         for stream in streams:
             list(stream)
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 class _Recording:
@@ -315,7 +315,7 @@ def test_a_failing_request_leaves_the_others_running(make_engine, loaded, admiss
         list(broken)
     assert exact(list(kept)) == exact(expected)
     assert max(admissions()[before:]) == 2
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 class _FailsInBatches(_Recording):
@@ -338,7 +338,7 @@ def test_a_failing_batch_pass_fails_its_rows_and_the_engine_goes_on(make_engine,
             list(stream)
     after = alone(engine, ids_of(tokenizer, PROMPTS[2]), SamplingParams(max_new_tokens=3))
     assert after[-1].finish_reason == "length"
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 def test_a_broken_batch_fails_the_requests_in_it_once(make_engine, loaded, monkeypatch):
@@ -357,11 +357,11 @@ def test_a_broken_batch_fails_the_requests_in_it_once(make_engine, loaded, monke
     assert list(short)[-1].finish_reason == "length"
     with pytest.raises(GenerationError, match="the batch broke on purpose"):
         list(long)
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
     monkeypatch.undo()
     after = alone(engine, ids_of(tokenizer, PROMPTS[2]), SamplingParams(max_new_tokens=3))
     assert after[-1].finish_reason == "length"
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 def test_shutdown_ends_the_streams_in_flight(make_engine, loaded):
@@ -381,4 +381,4 @@ def test_shutdown_ends_the_streams_in_flight(make_engine, loaded):
         assert isinstance(errors[0], UnavailableError) and "shut down" in str(errors[0])
     with pytest.raises(UnavailableError, match="shut down"):
         engine.submit(ids, SamplingParams(max_new_tokens=1))
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0

@@ -32,9 +32,9 @@ def generate(engine: Engine, tokenizer, prompt: str = PROMPT, **params) -> list[
 
 def wait_until_idle(engine: Engine, deadline_s: float = 60.0) -> None:
     deadline = time.monotonic() + deadline_s
-    while engine.queue_size and time.monotonic() < deadline:
+    while engine.queue.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 @pytest.fixture
@@ -279,7 +279,7 @@ def test_closing_a_stream_before_its_first_token_holds_no_engine_slot(local_back
     outputs = local_backend.text_generation(PROMPT, max_new_tokens=LONG, stream=True, details=True)
     outputs.close()  # e.g. the client disconnected while waiting in the queue
     assert all(s._request.cancelled.is_set() for s in submitted)
-    assert local_backend._engine.queue_size == 0
+    assert local_backend._engine.queue.in_flight == 0
 
 
 def test_a_full_queue_is_overloaded(loaded, tokenizer):
@@ -349,7 +349,7 @@ def test_invalid_parameters_are_rejected_before_generating(local_backend, engine
     with pytest.raises(InputValidationError) as info:
         call(local_backend)
     assert info.value.field == field
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 def test_endpoint_info_reports_the_model(local_backend):
@@ -358,3 +358,13 @@ def test_endpoint_info_reports_the_model(local_backend):
     assert info["max_total_tokens"] == 8192
     assert info["max_input_tokens"] == 8191
     assert local_backend.health_check()
+
+
+def test_the_transformers_engine_is_a_generation_engine(engine):
+    from backends.local.engine.protocol import GenerationEngine
+
+    assert isinstance(engine, GenerationEngine)
+    assert engine.name == "transformers" and engine.dtype == "float32"
+    assert engine.describe() == (
+        f"transformers engine (continuous batching, up to {engine.max_batch_size})"
+    )

@@ -87,14 +87,14 @@ def test_transformers_worker_death_fails_running_waiting_and_later_requests(
         events = iter(running)
         next(events)  # it is decoding
         waiting = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
-        _wait_until(lambda: engine.waiting == 1)
+        _wait_until(lambda: engine.queue.waiting == 1)
         _break_worker(engine, "_decode", monkeypatch)
         with pytest.raises(UnavailableError, match="worker step exploded"):
             for _ in events:
                 pass
         with pytest.raises(UnavailableError, match="worker step exploded"):
             list(waiting)
-        assert engine.queue_size == 0
+        assert engine.queue.in_flight == 0
         _assert_dead(_backend_over(engine, loaded, "transformers"), engine)
     finally:
         engine.shutdown()
@@ -115,14 +115,14 @@ def test_llamacpp_worker_death_fails_running_waiting_and_later_requests(monkeypa
         events = iter(running)
         next(events)
         waiting = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
-        _wait_until(lambda: engine.waiting == 1)
+        _wait_until(lambda: engine.queue.waiting == 1)
         # The next request the worker takes breaks its loop (not the request's own step).
-        _break_worker(engine, "_next", monkeypatch)
+        _break_worker(engine.queue, "next", monkeypatch)
         running.close()  # the running one ends (cancelled); the worker asks for the next
         list(events)
         with pytest.raises(UnavailableError, match="worker step exploded"):
             list(waiting)
-        assert engine.queue_size == 0
+        assert engine.queue.in_flight == 0
         _assert_dead(_backend_over(engine, loaded, "llama.cpp"), engine)
     finally:
         engine.shutdown()

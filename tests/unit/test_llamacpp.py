@@ -21,6 +21,7 @@ from backends.local.engine.llamacpp import (
     LlamaCppEngine,
     llamacpp_available,
 )
+from backends.local.engine.protocol import GenerationEngine
 from backends.local.engine.queue import EngineEvent
 from backends.local.engine.sampling import SamplingParams
 from backends.local.engine.select import (
@@ -119,9 +120,9 @@ def generate(engine, tokenizer, prompt: str = PROMPT, **params):
 
 def wait_until_idle(engine, deadline_s: float = 60.0) -> None:
     deadline = time.monotonic() + deadline_s
-    while engine.queue_size and time.monotonic() < deadline:
+    while engine.queue.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert engine.queue_size == 0
+    assert engine.queue.in_flight == 0
 
 
 # -- tokenizer and loading without weights -------------------------------------------------
@@ -368,8 +369,8 @@ def test_chat_response_format_and_stop(backend):
 
 @needs_llamacpp
 def test_close_cancels_within_a_token_and_the_next_request_runs(fast, tokenizer):
-    events: list[EngineEvent] = []
-    fast.on_event = events.append
+    facts: list[EngineEvent] = []
+    fast.queue.on_event = facts.append
     stream = fast.submit(tokenizer(PROMPT).input_ids, SamplingParams(max_new_tokens=LONG))
     events = iter(stream)
     received = [next(events), next(events)]
@@ -377,9 +378,9 @@ def test_close_cancels_within_a_token_and_the_next_request_runs(fast, tokenizer)
     received += list(events)
     assert len(received) < LONG and received[-1].finish_reason is None
     wait_until_idle(fast)
-    cancelled = [e.facts["tokens"] for e in events if e.kind == "cancelled"]
+    cancelled = [e.facts["tokens"] for e in facts if e.kind == "cancelled"]
     assert len(cancelled) == 1 and 2 <= cancelled[0] < LONG  # at most a token after close
-    fast.on_event = None
+    fast.queue.on_event = None
     after = generate(fast, tokenizer, max_new_tokens=3)
     assert after[-1].finish_reason == "length"
 
@@ -395,7 +396,7 @@ def test_requests_are_served_in_arrival_order_and_a_full_queue_is_overloaded(
     with pytest.raises(OverloadedError, match="busy"):
         engine.submit(ids, SamplingParams(max_new_tokens=1))
     next(iter(first))
-    assert (engine.running, engine.waiting) == (1, 1)
+    assert (engine.queue.running, engine.queue.waiting) == (1, 1)
     assert engine.stats()["batch_tokens"] > len(ids)  # the running request's prompt + output
     first.close()
     assert [e.index for e in second] == [1, 2]
@@ -484,8 +485,9 @@ def test_create_engine_builds_llamacpp_without_torch_weights(source):
     assert loaded.model is None
     engine = create_engine("llama.cpp", loaded, model_path=source.location, max_queue=3)
     try:
-        assert isinstance(engine, LlamaCppEngine) and engine.max_queue == 3
-        assert engine.dtype == "Q4_1" and "llama.cpp" in engine.description
+        assert isinstance(engine, LlamaCppEngine) and engine.queue.max_queue == 3
+        assert isinstance(engine, GenerationEngine)
+        assert engine.dtype == "Q4_1" and engine.describe().startswith("llama.cpp engine (Q4_1,")
     finally:
         engine.shutdown()
     with pytest.raises(ValueError, match="model_path"):

@@ -162,7 +162,7 @@ class _LlamaContext:
         self.llm.close()
 
 
-class LlamaCppEngine(RequestQueue):
+class LlamaCppEngine:
     """Serves one request at a time, in arrival order; at most ``max_queue`` in flight.
 
     Args:
@@ -192,7 +192,7 @@ class LlamaCppEngine(RequestQueue):
         n_threads: int | None = None,
         n_batch: int = 512,
     ) -> None:
-        super().__init__(max_queue)
+        self.queue = RequestQueue(max_queue, serving=self._serving)
         self.loaded = loaded
         self.n_threads = n_threads or default_threads()
         self._context = _LlamaContext(
@@ -205,7 +205,7 @@ class LlamaCppEngine(RequestQueue):
         self._current: Sequence | None = None  # the request being served (worker-owned)
         self._taken: Request | None = None  # taken from the queue, not ended yet
         self._special_ids = frozenset(loaded.tokenizer.all_special_ids) | loaded.eos_token_ids
-        self._start_worker("llama.cpp-engine")
+        self.queue.start(self._run, "llama.cpp-engine")
 
     # -- public --------------------------------------------------------------------------
 
@@ -215,29 +215,28 @@ class LlamaCppEngine(RequestQueue):
         return f"llama.cpp engine ({self.dtype}, {threads}, one request at a time)"
 
     def stats(self) -> dict[str, int]:
-        """``GenerationEngine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens`` (prompt +
-        generated tokens of the running request) and the limits (a batch of one)."""
+        """``GenerationEngine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens``
+        (prompt + generated tokens of the running request) and the limits (a batch of one)."""
         current = self._current
+        running, waiting = self.queue.counts()
         return {
-            "running": self.running,
-            "waiting": self.waiting,
+            "running": running,
+            "waiting": waiting,
             "batch_tokens": len(current.ids) if current is not None else 0,
             "max_batch_size": 1,
             "max_batch_tokens": self._context.n_ctx,
-            "max_queue": self.max_queue,
+            "max_queue": self.queue.max_queue,
         }
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
         """Queue a request; raises ``OverloadedError`` past ``max_queue`` in flight. Every
         ``SamplingParams`` field is honoured: the logits go through the same ``Sampler``."""
-        return self._enqueue(Request(list(input_ids), params))
+        return self.queue.submit(Request(list(input_ids), params))
 
     def shutdown(self) -> None:
         """Stop the worker (requests in flight end with ``UnavailableError``) and free
         llama.cpp's memory."""
-        self._request_stop()
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
+        if self.queue.stop():
             self._context.close()
 
     # -- worker --------------------------------------------------------------------------
@@ -250,7 +249,7 @@ class LlamaCppEngine(RequestQueue):
         # on 2 busy cores made torch's sort (top_p) ~7x slower (24 ms vs 3.3 ms a token).
         torch.set_num_threads(1)
         with torch.inference_mode():
-            while (request := self._next()) is not None:
+            while (request := self.queue.next()) is not None:
                 self._taken = request
                 try:
                     error = self._serve(request)
@@ -258,20 +257,9 @@ class LlamaCppEngine(RequestQueue):
                     log.error("generation failed", exc_info=exc)
                     error = GenerationError(f"Generation failed: {exc}")
                 self._current = None
-                self._end(request, error)
+                self.queue.end(request, error)
                 self._taken = None
-        with self._cond:
-            left = list(self._pending)
-            self._pending.clear()
-        for request in left:
-            self._end(request, UnavailableError("The local model has shut down."))
-
-    def _next(self) -> Request | None:
-        """The oldest waiting request, or None once shutting down."""
-        with self._cond:
-            while not (self._pending or self._stopping):
-                self._cond.wait()
-            return None if self._stopping else self._pending.popleft()
+        self.queue.drain(UnavailableError("The local model has shut down."))
 
     def _serving(self) -> list[Request]:
         return [self._taken] if self._taken is not None else []
@@ -295,14 +283,14 @@ class LlamaCppEngine(RequestQueue):
             return None  # no room left in the model's context: nothing to generate
         prompt = self._prompt(request)
         if prompt is None:
-            self._emit("cancelled", tokens=0)
+            self.queue.emit("cancelled", tokens=0)
             return None
         sequence.accept(*prompt)
         while not sequence.finished:
-            if self._stopping:
+            if self.queue.stopping:
                 return UnavailableError("The local model has shut down.")
             if request.cancelled.is_set():
-                self._emit("cancelled", tokens=sequence.index)
+                self.queue.emit("cancelled", tokens=sequence.index)
                 return None
             ids = sequence.ids
             sequence.accept(context.decode([ids[-1]], len(ids) - 1))

@@ -1,16 +1,16 @@
 """What a local generation engine is, to the rest of the app: ``GenerationEngine``.
 
 Two engines implement it (``transformers.TransformersEngine``, ``llamacpp.LlamaCppEngine``),
-each by composing the one ``queue.RequestQueue`` (admission, the in-flight bound, worker
-death) with its own worker loop. ``LocalBackend`` and ``outputs`` speak only this protocol.
+each owning one ``queue.RequestQueue`` (admission, the in-flight bound, worker death:
+``engine.queue``) and running its own worker loop through it. ``LocalBackend`` and
+``outputs`` speak only this protocol.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from backends.errors import BackendError
-from backends.local.engine.queue import TokenStream
+from backends.local.engine.queue import RequestQueue, TokenStream
 from backends.local.engine.sampling import SamplingParams
 
 
@@ -18,13 +18,9 @@ from backends.local.engine.sampling import SamplingParams
 class GenerationEngine(Protocol):
     name: str  # "transformers" | "llama.cpp"
     dtype: str  # the weights as served: "float32", "bfloat16", "Q4_1" …
-    max_queue: int  # requests in flight (running + waiting) past which submit refuses
-    failure: BackendError | None  # set once the worker has died (every call then fails)
-
-    @property
-    def queue_size(self) -> int:
-        """Requests submitted and not yet finished."""
-        ...
+    # Admission: in_flight / waiting / running counts, max_queue, failure (set once the
+    # worker has died: every call then fails), on_event (EngineEvent observer).
+    queue: RequestQueue
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
         """Queue a request; its events come back through the stream. Raises

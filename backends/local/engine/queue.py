@@ -54,93 +54,60 @@ _EVENT_LOG = {
 
 
 class RequestQueue:
-    """Requests submitted from any thread wait in ``_pending`` for the engine's worker; at
-    most ``max_queue`` are in flight (running + waiting). ``_cond`` guards ``_pending``,
-    ``_in_flight`` and ``_stopping``; the worker waits on it.
+    """The one admission path of a local engine: requests submitted from any thread wait
+    here for the engine's worker, at most ``max_queue`` in flight (running + waiting); past
+    it ``submit`` raises ``OverloadedError`` (HTTP 429). Every request is counted in at
+    ``submit`` and out exactly once, by ``end``, whoever ends it.
 
-    The worker runs ``_run`` (each engine's loop) inside ``_work``: if the loop itself dies
-    (any exception that escapes it), ``failure`` is set, every request in flight ends with
-    it, and every later ``submit`` raises it — an ``UnavailableError`` (HTTP 503) with the
-    reason — instead of waiting forever on a worker that is gone.
+    An engine owns one (``engine.queue``) and runs its worker loop through ``start``: if
+    the loop itself dies (any exception that escapes it), ``failure`` is set, every request
+    in flight ends with it and every later ``submit`` raises it — an ``UnavailableError``
+    (HTTP 503) naming the reason — instead of waiting forever on a worker that is gone.
+
+    Args:
+        max_queue: requests in flight past which ``submit`` refuses.
+        serving: the requests the worker has taken and not ended (ended on worker death).
     """
 
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, max_queue: int, *, serving: Callable[[], list[Request]] = list) -> None:
         self.max_queue = max_queue
         self.failure: BackendError | None = None  # set once when the worker has died
         # Called (on the worker thread) with every EngineEvent; keep it quick.
         self.on_event: Callable[[EngineEvent], None] | None = None
-        self._cond = threading.Condition()
+        self._serving = serving
+        self._cond = threading.Condition()  # guards _pending, _in_flight, _stopping
         self._pending: deque[Request] = deque()
         self._in_flight = 0
         self._stopping = False
+        self._thread: threading.Thread | None = None
 
-    def _emit(self, kind: str, **facts: int) -> None:
-        """Log the fact and hand it to the observer."""
-        level, message = _EVENT_LOG[kind]
-        log.log(level, message.format(**facts))
-        if self.on_event is not None:
-            self.on_event(EngineEvent(kind, facts))
-
-    def _start_worker(self, name: str) -> None:
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        raise NotImplementedError
-
-    def _serving(self) -> list[Request]:
-        """Requests the worker has taken from ``_pending`` and not ended (engine-specific)."""
-        return []
-
-    def _work(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:  # the loop itself broke: nothing will serve requests
-            self._die(exc)
-
-    def _die(self, exc: BaseException) -> None:
-        log.critical("the local engine's worker died; requests now fail", exc_info=exc)
-        failure = UnavailableError(
-            f"The local engine stopped: {type(exc).__name__}: {exc}",
-            hint="Restart the app; the server log has the stack trace.",
-        )
-        with self._cond:
-            self.failure = failure
-            self._stopping = True
-            requests = [*self._serving(), *self._pending]
-            self._pending.clear()
-        for request in requests:
-            self._end(request, failure)
-
-    def _end(self, request: Request, error: BaseException | None = None) -> None:
-        """End ``request``'s stream, once only (a failure of a whole batch can reach a
-        request that had just ended); it is counted out before its stream ends, so a
-        consumer that has seen its end never finds it still counted."""
-        if request.ended:
-            return
-        request.ended = True
-        with self._cond:
-            self._in_flight -= 1
-        end_request(request, error)
+    # -- counts --------------------------------------------------------------------------
 
     @property
-    def queue_size(self) -> int:
-        """Requests submitted and not yet finished (running ones included)."""
+    def in_flight(self) -> int:
+        """Requests submitted and not yet ended (running ones included)."""
         return self._in_flight
 
     @property
     def waiting(self) -> int:
-        """Requests queued for the worker."""
+        """Requests not yet taken by the worker."""
         return len(self._pending)
 
     @property
     def running(self) -> int:
-        """Requests being served."""
+        """Requests taken by the worker and not ended."""
         return max(0, self._in_flight - len(self._pending))
 
-    def _enqueue(self, request: Request) -> TokenStream:
+    def counts(self) -> tuple[int, int]:
+        """``(running, waiting)``, read together."""
+        with self._cond:
+            return self.running, self.waiting
+
+    # -- submitting side -----------------------------------------------------------------
+
+    def submit(self, request: Request) -> TokenStream:
         """Queue ``request`` for the worker; raises ``OverloadedError`` past ``max_queue``
-        in flight and ``UnavailableError`` after shutdown."""
+        in flight, ``UnavailableError`` after shutdown or the worker's death."""
         with self._cond:
             if self.failure is not None:
                 raise self.failure
@@ -156,8 +123,93 @@ class RequestQueue:
             self._cond.notify()
         return TokenStream(request)
 
-    def _request_stop(self) -> None:
-        """Tell the worker to stop (it ends what is in flight with ``UnavailableError``)."""
+    # -- worker side ---------------------------------------------------------------------
+
+    def start(self, run: Callable[[], None], name: str) -> None:
+        """Run the engine's worker loop ``run`` on a daemon thread, guarded (see above)."""
+
+        def work() -> None:
+            try:
+                run()
+            except BaseException as exc:  # the loop itself broke: nothing will serve requests
+                self.die(exc)
+
+        self._thread = threading.Thread(target=work, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def wait(self, busy: Callable[[], bool] = lambda: False) -> bool:
+        """Block until a request waits, ``busy()`` (the worker has work of its own) or a
+        stop; False once stopping."""
+        with self._cond:
+            while not (self._pending or busy() or self._stopping):
+                self._cond.wait()
+            return not self._stopping
+
+    def next(self) -> Request | None:
+        """The oldest waiting request (blocking until there is one), None once stopping."""
+        with self._cond:
+            while not (self._pending or self._stopping):
+                self._cond.wait()
+            return None if self._stopping else self._pending.popleft()
+
+    def take(self, count: Callable[[list[Request]], int]) -> list[Request]:
+        """End the waiting requests their consumers gave up on, then take the first
+        ``count(waiting)`` of the rest (oldest first) for the worker."""
+        with self._cond:
+            for request in [r for r in self._pending if r.cancelled.is_set()]:
+                self._pending.remove(request)  # gave up while waiting: nothing to cancel
+                self.end(request)
+            return [self._pending.popleft() for _ in range(count(list(self._pending)))]
+
+    def end(self, request: Request, error: BaseException | None = None) -> None:
+        """End ``request``'s stream, once only (a failure of a whole batch can reach a
+        request that had just ended); it is counted out before its stream ends, so a
+        consumer that has seen its end never finds it still counted."""
+        if request.ended:
+            return
+        request.ended = True
+        with self._cond:
+            self._in_flight -= 1
+        end_request(request, error)
+
+    def drain(self, error: BaseException, serving: list[Request] = ()) -> None:
+        """End ``serving`` and every waiting request with ``error`` (shutdown)."""
+        with self._cond:
+            requests = [*serving, *self._pending]
+            self._pending.clear()
+        for request in requests:
+            self.end(request, error)
+
+    def emit(self, kind: str, **facts: int) -> None:
+        """Log the fact and hand it to the observer."""
+        level, message = _EVENT_LOG[kind]
+        log.log(level, message.format(**facts))
+        if self.on_event is not None:
+            self.on_event(EngineEvent(kind, facts))
+
+    def die(self, exc: BaseException) -> None:
+        """The worker is gone: fail everything in flight and every later ``submit``."""
+        log.critical("the local engine's worker died; requests now fail", exc_info=exc)
+        failure = UnavailableError(
+            f"The local engine stopped: {type(exc).__name__}: {exc}",
+            hint="Restart the app; the server log has the stack trace.",
+        )
+        with self._cond:
+            self.failure = failure
+            self._stopping = True
+        self.drain(failure, self._serving())
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Tell the worker to stop (it ends what is in flight with ``UnavailableError``)
+        and wait for it; True when it has stopped."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()

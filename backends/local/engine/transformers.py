@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 PREFILL_CHUNK = 512
 
 
-class TransformersEngine(RequestQueue):
+class TransformersEngine:
     """Serves requests in continuously formed batches, in arrival order.
 
     Args:
@@ -66,7 +66,7 @@ class TransformersEngine(RequestQueue):
     ) -> None:
         if min(max_batch_size, max_batch_tokens, prefill_chunk) < 1:
             raise ValueError("max_batch_size, max_batch_tokens and prefill_chunk must be >= 1")
-        super().__init__(max_queue)
+        self.queue = RequestQueue(max_queue, serving=self._serving)
         self.loaded = loaded
         # Models whose cache cannot be padded and merged (sliding-window, linear attention)
         # are served one request at a time.
@@ -80,7 +80,7 @@ class TransformersEngine(RequestQueue):
         self._batch_tokens = 0
         tokenizer = loaded.tokenizer
         self._special_ids = frozenset(tokenizer.all_special_ids) | loaded.eos_token_ids
-        self._start_worker("engine")
+        self.queue.start(self._run, "engine")
 
     name = "transformers"
 
@@ -97,24 +97,23 @@ class TransformersEngine(RequestQueue):
     def stats(self) -> dict[str, int]:
         """What /info or the UI can show: ``running``, ``waiting``, ``batch_tokens`` (prompt +
         generated tokens of the running requests, as of the last step) and the limits."""
-        with self._cond:
-            return {
-                "running": self.running,
-                "waiting": self.waiting,
-                "batch_tokens": self._batch_tokens,
-                "max_batch_size": self.max_batch_size,
-                "max_batch_tokens": self.max_batch_tokens,
-                "max_queue": self.max_queue,
-            }
+        running, waiting = self.queue.counts()
+        return {
+            "running": running,
+            "waiting": waiting,
+            "batch_tokens": self._batch_tokens,
+            "max_batch_size": self.max_batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "max_queue": self.queue.max_queue,
+        }
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
         """Queue a request; raises ``OverloadedError`` past ``max_queue`` in flight."""
-        return self._enqueue(Request(list(input_ids), params))
+        return self.queue.submit(Request(list(input_ids), params))
 
     def shutdown(self) -> None:
         """Stop the worker; requests still in flight end with ``UnavailableError``."""
-        self._request_stop()
-        self._thread.join(timeout=10)
+        self.queue.stop()
 
     # -- worker --------------------------------------------------------------------------
 
@@ -123,7 +122,7 @@ class TransformersEngine(RequestQueue):
 
         torch.set_grad_enabled(False)
         with torch.inference_mode():
-            while self._wait_for_work():
+            while self.queue.wait(busy=lambda: bool(self._prefilling or self._rows)):
                 try:
                     self._admit()
                     self._prefill()
@@ -137,56 +136,45 @@ class TransformersEngine(RequestQueue):
                 self._batch_tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
         self._abort_all()
 
-    def _wait_for_work(self) -> bool:
-        with self._cond:
-            while not (self._pending or self._prefilling or self._rows or self._stopping):
-                self._cond.wait()
-            return not self._stopping
-
     def _serving(self) -> list[Request]:
         return [s.request for s in (*self._prefilling, *self._rows)]
 
     def _fail(self, sequence: Sequence, exc: Exception) -> None:
         log.error("generation failed", exc_info=exc)
-        self._end(sequence.request, GenerationError(f"Generation failed: {exc}"))
+        self.queue.end(sequence.request, GenerationError(f"Generation failed: {exc}"))
 
     def _abort_all(self) -> None:
-        with self._cond:
-            requests = [*self._pending, *(s.request for s in (*self._prefilling, *self._rows))]
-            self._pending.clear()
+        serving = self._serving()
         self._prefilling.clear()
         self._rows = []
         self._batch = KVBatch()
-        for request in requests:
-            self._end(request, UnavailableError("The local model has shut down."))
+        self.queue.drain(UnavailableError("The local model has shut down."), serving)
 
     def _admit(self) -> None:
-        """Move waiting requests into the batch while it has room (in arrival order)."""
-        admitted: list[Request] = []
-        with self._cond:
-            for request in [r for r in self._pending if r.cancelled.is_set()]:
-                self._pending.remove(request)  # gave up while waiting: nothing to cancel
-                self._end(request)
-            running = [s.input_length + s.budget for s in (*self._prefilling, *self._rows)]
-            count = admit_count(
-                [self._reserve(r) for r in self._pending],
+        """Move waiting requests into the batch while it has room (in arrival order:
+        ``scheduler.admit_count`` decides how many)."""
+        running = [s.input_length + s.budget for s in (*self._prefilling, *self._rows)]
+
+        def count(waiting: list[Request]) -> int:
+            return admit_count(
+                [self._reserve(r) for r in waiting],
                 running,
                 max_batch_size=self.max_batch_size,
                 max_batch_tokens=self.max_batch_tokens,
             )
-            for _ in range(count):
-                admitted.append(self._pending.popleft())
-                self._emit(
-                    "admitted", running=len(running) + len(admitted), waiting=len(self._pending)
-                )
+
+        admitted = self.queue.take(count)
+        waiting = self.queue.waiting
+        for i in range(len(admitted)):
+            self.queue.emit("admitted", running=len(running) + i + 1, waiting=waiting)
         for request in admitted:
             try:
                 sequence = Sequence(request, self.loaded, self._special_ids)
             except Exception as exc:  # e.g. a sampler that cannot be built for this model
-                self._end(request, GenerationError(f"Generation failed: {exc}"))
+                self.queue.end(request, GenerationError(f"Generation failed: {exc}"))
                 continue
             if sequence.budget <= 0:
-                self._end(request)  # no room left in the context: nothing to generate
+                self.queue.end(request)  # no room left in the context: nothing to generate
             else:
                 self._prefilling.append(sequence)
 
@@ -202,8 +190,8 @@ class TransformersEngine(RequestQueue):
             sequence = self._prefilling[0]
             if sequence.request.cancelled.is_set():
                 self._prefilling.popleft()
-                self._emit("cancelled", tokens=0)
-                self._end(sequence.request)
+                self.queue.emit("cancelled", tokens=0)
+                self.queue.end(sequence.request)
                 continue
             try:
                 done += sequence.prefill_chunk(self.loaded.model, self.prefill_chunk)
@@ -218,7 +206,7 @@ class TransformersEngine(RequestQueue):
                 self._rows.append(sequence)
             self._prefilling.popleft()
             if sequence.finished:
-                self._end(sequence.request)
+                self.queue.end(sequence.request)
 
     def _decode(self) -> None:
         """One forward pass for every decoding row, then each row picks its own token."""
@@ -226,8 +214,8 @@ class TransformersEngine(RequestQueue):
         keep = []
         for i, sequence in enumerate(rows):
             if sequence.request.cancelled.is_set():
-                self._emit("cancelled", tokens=sequence.index)
-                self._end(sequence.request)
+                self.queue.emit("cancelled", tokens=sequence.index)
+                self.queue.end(sequence.request)
             else:
                 keep.append(i)
         self._leave(keep)
@@ -249,7 +237,7 @@ class TransformersEngine(RequestQueue):
                 self._fail(sequence, exc)
                 continue
             if sequence.finished:
-                self._end(sequence.request)
+                self.queue.end(sequence.request)
             else:
                 keep.append(i)
         self._leave(keep)
