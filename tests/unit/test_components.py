@@ -8,7 +8,8 @@ import pytest
 
 from backends.errors import InputValidationError, OverloadedError
 from components import chat, text_generation
-from components.common import StreamStats, optional_seed, parse_stop, to_gradio_error
+from components.common import StreamStats, to_gradio_error
+from components.forms import ChatForm, TextGenerationForm
 
 HISTORY = [
     {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
@@ -62,19 +63,6 @@ def test_edit_replaces_the_message_and_drops_what_followed():
     ]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("", None), (None, None), ("END", ["END"]), ("a\n\nb\n", ["a", "b"]), ("\\n\\n", ["\n\n"])],
-)
-def test_parse_stop(text, expected):
-    assert parse_stop(text) == expected
-
-
-@pytest.mark.parametrize(("value", "expected"), [(-1, None), (None, None), (0, 0), (42.0, 42)])
-def test_optional_seed(value, expected):
-    assert optional_seed(value) == expected
-
-
 def test_stats_line_reports_counts_ttft_and_rate():
     stats = StreamStats(started=10.0)
     stats.first_token_at, stats.last_token_at, stats.tokens = 10.5, 12.5, 21
@@ -96,7 +84,9 @@ def test_backend_errors_become_titled_gradio_errors():
 def test_chat_run_streams_growing_reply_and_final_usage(local_backend):
     updates = list(
         chat.run(
-            local_backend, [{"role": "user", "content": "Say hi"}], max_tokens=12, temperature=0
+            local_backend,
+            [{"role": "user", "content": "Say hi"}],
+            ChatForm(max_tokens=12, temperature=0),
         )
     )
     replies = [reply for reply, _ in updates]
@@ -114,12 +104,14 @@ def test_text_generation_run_maps_ui_values_to_tgi(local_backend):
     *_, (text, finish, line, html) = text_generation.run(
         local_backend,
         "The sky is",
-        max_new_tokens=8,
-        do_sample=False,
-        temperature=1.7,
-        top_k=5,
-        top_p=1.0,
-        repetition_penalty=1.0,
+        TextGenerationForm(
+            max_new_tokens=8,
+            do_sample=False,
+            temperature=1.7,
+            top_k=5,
+            top_p=1.0,
+            repetition_penalty=1.0,
+        ),
     )
     assert text == local_backend.text_generation("The sky is", max_new_tokens=8)
     assert finish.startswith(("length", "eos_token")) and "completion tokens" in line
@@ -129,26 +121,24 @@ def test_text_generation_run_with_full_text_and_seed(local_backend):
     *_, (text, finish, line, html) = text_generation.run(
         local_backend,
         "Once",
-        max_new_tokens=5,
-        do_sample=True,
-        temperature=0.9,
-        seed=7,
-        return_full_text=True,
+        TextGenerationForm(
+            max_new_tokens=5, do_sample=True, temperature=0.9, seed=7, return_full_text=True
+        ),
     )
     assert text.startswith("Once") and "seed 7" in line
 
 
 def test_text_generation_run_raises_backend_validation_errors(local_backend):
     with pytest.raises(InputValidationError, match="max_new_tokens"):
-        list(text_generation.run(local_backend, "x", max_new_tokens=0))
+        list(text_generation.run(local_backend, "x", TextGenerationForm(max_new_tokens=0)))
 
 
 def test_text_generation_run_validates_sampling_values_even_when_greedy(local_backend):
     # do_sample off drops temperature before the backend sees it; the bound still holds.
     with pytest.raises(InputValidationError, match="temperature"):
-        list(text_generation.run(local_backend, "x", do_sample=False, temperature=1e9))
+        list(text_generation.run(local_backend, "x", TextGenerationForm(temperature=1e9)))
     with pytest.raises(InputValidationError, match="top_p"):
-        list(text_generation.run(local_backend, "x", do_sample=False, top_p=1.5))
+        list(text_generation.run(local_backend, "x", TextGenerationForm(top_p=1.5)))
 
 
 def test_with_ticks_passes_items_and_ticks_while_the_next_is_slow():
@@ -212,7 +202,7 @@ def test_waiting_line_names_a_loading_model():
 
 def test_text_generation_run_renders_the_inspector_with_alternatives(local_backend):
     *_, (text, finish, line, html) = text_generation.run(
-        local_backend, "The sky is", max_new_tokens=5, do_sample=False, top_n_tokens=2
+        local_backend, "The sky is", TextGenerationForm(max_new_tokens=5, top_n_tokens=2)
     )
     assert html.count("data-step=") >= 5  # one chip per generated token (plus table rows)
     assert f"Finish: <b>{finish}</b>" in html  # the finish reason the tab shows, in the header
@@ -223,11 +213,13 @@ def test_text_generation_best_of_and_prefill_answer_in_one_piece(local_backend):
         text_generation.run(
             local_backend,
             "The sky is",
-            max_new_tokens=4,
-            do_sample=True,
-            best_of=2,
-            decoder_input_details=True,
-            temperature=1.0,
+            TextGenerationForm(
+                max_new_tokens=4,
+                do_sample=True,
+                best_of=2,
+                decoder_input_details=True,
+                temperature=1.0,
+            ),
         )
     )
     assert len(updates) == 2  # a "generating" notice, then the whole answer
@@ -235,55 +227,10 @@ def test_text_generation_best_of_and_prefill_answer_in_one_piece(local_backend):
     assert text and finish and "best" in html.lower()
 
 
-def test_field_errors_name_each_refused_widget():
-    from components.generation_params import NAMES, field_errors, ui_values
-
-    values = dict(
-        max_new_tokens=8,
-        do_sample=False,
-        temperature=1e9,
-        top_k=0,
-        top_p=1.0,
-        typical_p=1.0,
-        seed=-1,
-        repetition_penalty=1.0,
-        frequency_penalty=0,
-        stop="",
-        return_full_text=False,
-        truncate=0,
-        best_of=2,
-        watermark=False,
-        top_n_tokens=3,
-        decoder_input_details=False,
-        grammar_type="regex",
-        grammar_value="([",
-    )
-    errors = field_errors(ui_values(*[values[name] for name in NAMES]))
-    assert set(errors) == {"temperature", "best_of", "grammar_value"}
-    assert "sampling" in errors["best_of"]
-
-
-def test_chat_widget_values_build_response_format_and_tools():
-    from components.chat import EXAMPLE_SCHEMA, EXAMPLE_TOOLS, chat_parameters, widget_values
-
-    values = widget_values(
-        64, 0.7, 1.0, -1, "", "json_schema", EXAMPLE_SCHEMA, EXAMPLE_TOOLS, "none"
-    )
-    params = chat_parameters(**values)
-    assert params["response_format"]["type"] == "json" and "tools" not in params
-    params = chat_parameters(
-        **widget_values(64, 0.7, 1.0, -1, "", "text", "", EXAMPLE_TOOLS, "required")
-    )
-    assert params["tools"][0]["function"]["name"] == "get_weather"
-    assert params["tool_choice"] == "required" and "response_format" not in params
-    with pytest.raises(InputValidationError, match="not valid JSON"):
-        widget_values(64, 0.7, 1.0, -1, "", "json_schema", "{oops", "", "none")
-
-
 def test_chat_run_shows_a_tool_call(local_backend):
-    from components.chat import EXAMPLE_TOOLS, widget_values
-
-    values = widget_values(60, 0, 1.0, -1, "", "text", "", EXAMPLE_TOOLS, "required")
+    form = ChatForm(
+        max_tokens=60, temperature=0, tools_text=chat.EXAMPLE_TOOLS, tool_choice="required"
+    )
     messages = [{"role": "user", "content": "Weather in Oslo, in celsius?"}]
-    *_, (reply, line) = chat.run(local_backend, messages, **values)
+    *_, (reply, line) = chat.run(local_backend, messages, form)
     assert reply.startswith("🔧 Tool call: `get_weather(") and "finish: tool_calls" in line
