@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from backends import Backend
-from backends.errors import BackendError, InputValidationError
+from backends.errors import BackendError
 from components import connection as connection_panel
 from components import show_code
 from components.common import (
@@ -22,8 +22,6 @@ from components.common import (
     TICK,
     StreamStats,
     loading_notice,
-    optional_seed,
-    parse_stop,
     show_error,
     show_problem,
     to_gradio_error,
@@ -32,6 +30,7 @@ from components.common import (
     with_ticks,
 )
 from components.connection import api_connection, backend_for
+from components.forms import ChatForm
 from presets import DEFAULT_PRESET, examples, presets
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -89,82 +88,17 @@ def to_messages(history: list[dict], system_prompt: str = "") -> list[dict[str, 
     return messages
 
 
-def chat_parameters(
-    *,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    stop: list[str] | None = None,
-    response_format: dict | None = None,
-    tools: list[dict] | None = None,
-    tool_choice: str | None = None,
-) -> dict:
-    """UI values → ``chat_completion`` keywords (``top_p=1`` means "off"; tools are only
-    sent when ``tool_choice`` is not "none")."""
-    params = {
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "top_p": None if top_p is not None and top_p >= 1 else top_p,
-        "seed": seed,
-        "stop": stop,
-    }
-    if response_format:
-        params["response_format"] = response_format
-    if tools and tool_choice and tool_choice != "none":
-        params |= {"tools": tools, "tool_choice": tool_choice}
-    return params
-
-
-def _json_or_error(text: str, what: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputValidationError(f"The {what} is not valid JSON: {exc}", field=what) from None
-
-
-def widget_values(
-    max_tokens,
-    temperature,
-    top_p,
-    seed,
-    stop_text,
-    format_kind,
-    format_value,
-    tools_text,
-    tool_choice,
-) -> dict:
-    """The parameter widgets' values (on-screen order) as ``run``/``chat_parameters``
-    keywords. Raises ``InputValidationError`` for a schema or tool list that is not JSON."""
-    response_format = None
-    if format_kind == "json_schema":
-        response_format = {"type": "json", "value": _json_or_error(format_value, "JSON schema")}
-    elif format_kind == "regex":
-        response_format = {"type": "regex", "value": format_value}
-    tools = None
-    if tool_choice and tool_choice != "none":
-        tools = _json_or_error(tools_text, "tools")
-    return {
-        "max_tokens": int(max_tokens),
-        "temperature": float(temperature),
-        "top_p": float(top_p),
-        "seed": optional_seed(seed),
-        "stop": parse_stop(stop_text),
-        "response_format": response_format,
-        "tools": tools,
-        "tool_choice": tool_choice,
-    }
-
-
 def _tool_call_text(call) -> str:
     return f"🔧 Tool call: `{call.function.name}({call.function.arguments})`"
 
 
-def run(backend: Backend, messages: list[dict[str, str]], **values) -> Iterator[tuple[str, str]]:
-    """Stream a reply: yields ``(reply so far, stats line)``. ``values`` are the UI's (see
-    ``chat_parameters``). Raises ``BackendError``."""
+def run(
+    backend: Backend, messages: list[dict[str, str]], form: ChatForm
+) -> Iterator[tuple[str, str]]:
+    """Stream a reply: yields ``(reply so far, stats line)``. Raises ``BackendError``
+    (``forms.FormErrors`` for values the form refuses, before the backend is called)."""
     stats = StreamStats()
-    chunks = backend.chat_completion(messages, **chat_parameters(**values), stream=True)
+    chunks = backend.chat_completion(messages, **form.keywords(), stream=True)
     reply, usage, finish = "", None, None
     for chunk in with_ticks(chunks):
         if chunk is TICK:
@@ -311,10 +245,17 @@ def render(
                     info="auto: the model may answer or call a tool; required: it must call one",
                 )  # fmt: skip
                 tools_text = gr.Code(EXAMPLE_TOOLS, language="json", label="tools", lines=8)
-    params = [
-        connection, system_prompt, max_tokens, temperature, top_p, seed, stop_text,
-        format_kind, format_value, tools_text, tool_choice,
-    ]  # fmt: skip
+    # The form's widgets, by ``ChatForm`` field name.
+    form_widgets = dict(
+        max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+        stop=stop_text, format_kind=format_kind, format_value=format_value,
+        tools_text=tools_text, tool_choice=tool_choice,
+    )  # fmt: skip
+
+    def read_form(*values) -> ChatForm:
+        return ChatForm.from_widgets(**dict(zip(form_widgets, values, strict=True)))
+
+    params = [connection, system_prompt, *form_widgets.values()]
     wire_presets(
         preset,
         preset_table,
@@ -325,7 +266,7 @@ def render(
     def code_request(conn, history, text, system, *values):
         pending = [{"role": "user", "content": text}] if text and text.strip() else []
         messages = to_messages([*(history or []), *pending], system or "")
-        return conn, messages, chat_parameters(**widget_values(*values))
+        return conn, messages, read_form(*values).keywords()
 
     with code_slot:
         show_code.render(
@@ -348,7 +289,7 @@ def render(
             notice = loading_notice(backend)
             yield (history + [{"role": "assistant", "content": notice}] if notice else history), ""
             messages = to_messages(history, system or "")
-            for reply, line in run(backend, messages, **widget_values(*values)):
+            for reply, line in run(backend, messages, read_form(*values)):
                 yield history + [{"role": "assistant", "content": reply}], line
         except BackendError as exc:
             show_error(exc)
@@ -408,15 +349,14 @@ def render(
         )
         try:
             backend = backend_for(api_connection(endpoint, provider, model, token), local)
-            for reply, _ in run(
-                backend,
-                messages,
+            form = ChatForm(
                 max_tokens=max_tokens,
                 temperature=temperature,
                 top_p=top_p,
                 seed=seed,
                 stop=stop or None,
-            ):
+            )
+            for reply, _ in run(backend, messages, form):
                 yield reply
         except BackendError as exc:
             raise to_gradio_error(exc) from None

@@ -1,5 +1,5 @@
-"""Pieces every tab shares: status banner, stats line, stop-sequence parsing, the one
-adapter from ``BackendError`` to Gradio's error toast, and preset wiring."""
+"""Pieces every tab shares: status banner, stats line, the one adapter from
+``BackendError`` to Gradio's error toast, and preset wiring."""
 
 from __future__ import annotations
 
@@ -18,20 +18,6 @@ GENERATION_CONCURRENCY_ID = "generation"
 # Chat and text-generation jobs running at once: no limit in Gradio (None); the local
 # engine admits, batches and queues them itself, remote endpoints answer 429 when full.
 GENERATION_CONCURRENCY = None
-
-
-def parse_stop(text: str | None) -> list[str] | None:
-    """Stop sequences from a textbox: one per line; ``\\n`` and ``\\t`` are escapes."""
-    if not text:
-        return None
-    lines = [line for line in text.split("\n") if line != ""]
-    stops = [line.replace("\\n", "\n").replace("\\t", "\t") for line in lines]
-    return stops or None
-
-
-def optional_seed(value: float | int | None) -> int | None:
-    """A ``gr.Number`` seed: -1 (or empty) means "random"."""
-    return None if value is None or value == "" or int(value) < 0 else int(value)
 
 
 def _title(exc: BackendError) -> str:

@@ -1,19 +1,18 @@
 """The text-generation tab's parameter panel: every TGI parameter, grouped (sampling,
-penalties, output control, details), the mapping from widget values to
-``text_generation`` keywords, and per-field validation shown next to each widget."""
+penalties, output control, details). Its values become a ``forms.TextGenerationForm``
+(``read_form``), which maps them to ``text_generation`` keywords and names each refused
+value next to its widget."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, fields
 
 import gradio as gr
-from pydantic import ValidationError
 
-from backends.errors import InputValidationError
-from backends.params import MAX_BEST_OF, MAX_TOP_N_TOKENS, TextGenerationParameters
-from components.common import optional_seed, parse_stop, wire_presets
+from backends.params import MAX_BEST_OF, MAX_TOP_N_TOKENS
+from components.common import wire_presets
+from components.forms import TextGenerationForm
 from presets import DEFAULT_PRESET, presets
 
 
@@ -167,112 +166,7 @@ def render_parameters() -> ParameterPanel:
     return panel
 
 
-def ui_values(*values) -> dict:
-    """The panel's values (in ``NAMES`` order) as plain Python, UI conventions kept."""
-    raw = dict(zip(NAMES, values, strict=True))
-    return {
-        "max_new_tokens": int(raw["max_new_tokens"]),
-        "do_sample": bool(raw["do_sample"]),
-        "temperature": float(raw["temperature"]),
-        "top_k": int(raw["top_k"] or 0),
-        "top_p": float(raw["top_p"]),
-        "typical_p": float(raw["typical_p"]),
-        "seed": optional_seed(raw["seed"]),
-        "repetition_penalty": float(raw["repetition_penalty"]),
-        "frequency_penalty": float(raw["frequency_penalty"] or 0),
-        "stop": parse_stop(raw["stop"]),
-        "return_full_text": bool(raw["return_full_text"]),
-        "truncate": int(raw["truncate"] or 0),
-        "best_of": int(raw["best_of"] or 1),
-        "watermark": bool(raw["watermark"]),
-        "top_n_tokens": int(raw["top_n_tokens"] or 0),
-        "decoder_input_details": bool(raw["decoder_input_details"]),
-        "grammar": _grammar(raw["grammar_type"], raw["grammar_value"]),
-    }
-
-
-def _grammar(kind: str | None, value: str | None) -> dict | None:
-    """The grammar widgets as TGI's ``{"type", "value"}``; a schema that is not JSON stays
-    a string, which validation then refuses with the parser's reason."""
-    if not kind or kind == "none":
-        return None
-    if kind == "json":
-        try:
-            return {"type": "json", "value": json.loads(value or "")}
-        except json.JSONDecodeError as exc:
-            return {"type": "json", "value": f"invalid JSON: {exc}"}
-    return {"type": "regex", "value": value or ""}
-
-
-def _off(value, off):
-    return None if value is None or value == off else value
-
-
-def _warpers(ui: dict) -> dict:
-    return {
-        "temperature": ui.get("temperature"),
-        "top_k": _off(ui.get("top_k"), 0),
-        "top_p": _off(ui.get("top_p"), 1),
-        "typical_p": _off(ui.get("typical_p"), 1),
-    }
-
-
-def _sent(ui: dict) -> dict:
-    """What the request carries. "Off" values (top_k 0, top_p/typical_p 1, penalties 1/0,
-    truncate 0, best_of 1, top_n_tokens 0) are left out; with ``do_sample`` off no warper
-    is sent (greedy decoding)."""
-    sampling = bool(ui.get("do_sample"))
-    return {
-        "max_new_tokens": ui.get("max_new_tokens"),
-        "do_sample": sampling,
-        **{k: (v if sampling else None) for k, v in _warpers(ui).items()},
-        "repetition_penalty": _off(ui.get("repetition_penalty"), 1),
-        "frequency_penalty": _off(ui.get("frequency_penalty"), 0),
-        "seed": ui.get("seed"),
-        "stop": ui.get("stop"),
-        "return_full_text": bool(ui.get("return_full_text")),
-        "truncate": _off(ui.get("truncate"), 0),
-        "best_of": _off(ui.get("best_of"), 1),
-        "watermark": bool(ui.get("watermark")),
-        "top_n_tokens": _off(ui.get("top_n_tokens"), 0),
-        "decoder_input_details": bool(ui.get("decoder_input_details")),
-        "grammar": ui.get("grammar"),
-    }
-
-
-def _errors(values: dict) -> dict[str, str]:
-    try:
-        TextGenerationParameters.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        errors: dict[str, str] = {}
-        for err in exc.errors(include_url=False):
-            # A rule across fields (best_of's) has no location: it belongs to best_of.
-            name = str(err["loc"][0]) if err["loc"] else "best_of"
-            errors.setdefault(name, err["msg"].removeprefix("Value error, "))
-        return errors
-    return {}
-
-
-def field_errors(ui: dict) -> dict[str, str]:
-    """``{parameter: reason}`` for every value TGI would refuse, to show next to its widget.
-    Sampling values are checked even when greedy decoding leaves them out, as TGI does."""
-    errors = {**_errors(_warpers(ui)), **_errors(_sent(ui))}
-    grammar = ui.get("grammar")
-    if grammar and isinstance(grammar["value"], str) and grammar["value"].startswith("invalid"):
-        errors["grammar_value"] = grammar["value"]
-    elif grammar and grammar["type"] == "regex":
-        try:
-            re.compile(grammar["value"])
-        except re.error as exc:
-            errors["grammar_value"] = f"invalid regex: {exc}"
-    return errors
-
-
-def tgi_parameters(**ui) -> dict:
-    """UI values → ``text_generation`` keywords (what the request and "Show code" send).
-    Raises ``InputValidationError`` naming the first refused parameter."""
-    errors = field_errors(ui)
-    if errors:
-        name, reason = next(iter(errors.items()))
-        raise InputValidationError(f"`{name}`: {reason}", field=name)
-    return _sent(ui)
+def read_form(*values) -> TextGenerationForm:
+    """The panel's values (``ParameterPanel.widgets`` order, as a handler gets them) as
+    the tab's form."""
+    return TextGenerationForm.from_widgets(**dict(zip(NAMES, values, strict=True)))

@@ -27,13 +27,8 @@ from components.common import (
     with_ticks,
 )
 from components.connection import api_connection, backend_for
-from components.generation_params import (
-    NAMES,
-    field_errors,
-    render_parameters,
-    tgi_parameters,
-    ui_values,
-)
+from components.forms import TextGenerationForm
+from components.generation_params import NAMES, read_form, render_parameters
 from components.inspector import FINISH_REASONS, render_inspector
 from presets import DEFAULT_PRESET, examples, presets
 
@@ -54,18 +49,20 @@ def _stream_output(tokens: list, top: list, last) -> TextGenerationOutput:
     )
 
 
-def run(backend: Backend, prompt: str, **values) -> Iterator[tuple[str, str, str, str | None]]:
+def run(
+    backend: Backend, prompt: str, form: TextGenerationForm
+) -> Iterator[tuple[str, str, str, str | None]]:
     """Generate: yields ``(text so far, finish reason, stats line, inspector HTML)``; the
     HTML is ``None`` while it has not changed.
 
-    ``values`` are the UI's (see ``generation_params.tgi_parameters``). Streams token by
-    token, except for ``best_of`` > 1 and ``decoder_input_details``, which TGI answers in
-    one piece. Raises ``BackendError``.
+    Streams token by token, except for ``best_of`` > 1 and ``decoder_input_details``,
+    which TGI answers in one piece. Raises ``BackendError`` (``forms.FormErrors`` for
+    values the form refuses, before the backend is called).
     """
     stats = StreamStats()
-    params = tgi_parameters(**values)
+    params = form.keywords()
     text = prompt if params["return_full_text"] else ""
-    if (params["best_of"] or 1) > 1 or params["decoder_input_details"]:
+    if (params.get("best_of") or 1) > 1 or params["decoder_input_details"]:
         yield text, "", "⏳ generating (this mode answers in one piece)…", ""
         result = backend.text_generation(prompt, **params, details=True, stream=False)
         stats.token(result.details.generated_tokens)
@@ -152,14 +149,14 @@ def render(
     inputs = [prompt, connection, *panel.widgets]
 
     def code_request(text, conn, *values):
-        return conn, text or "", tgi_parameters(**ui_values(*values))
+        return conn, text or "", read_form(*values).keywords()
 
     with code_slot:
         show_code.render("text-generation", code_request, inputs, api_key_required=api_key_required)
 
     def check(text, conn, *values):
         """Shown next to each widget before anything runs (TGI's bounds)."""
-        errors = field_errors(ui_values(*values))
+        errors = read_form(*values).errors()
         checks = [
             gr.validate(bool(text and text.strip()), "Type a prompt first."),
             gr.validate(True, ""),
@@ -172,7 +169,7 @@ def render(
             notice = loading_notice(backend)
             if notice:
                 yield notice, "", "", gr.skip()
-            for text_so_far, reason, line, html in run(backend, text, **ui_values(*values)):
+            for text_so_far, reason, line, html in run(backend, text, read_form(*values)):
                 yield text_so_far, reason, line, gr.skip() if html is None else html
         except BackendError as exc:
             show_error(exc)
@@ -237,9 +234,7 @@ def render(
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
             backend = backend_for(api_connection(endpoint, provider, model, token), local)
-            for text, _, _, _ in run(
-                backend,
-                prompt,
+            form = TextGenerationForm(
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
                 temperature=temperature,
@@ -249,7 +244,8 @@ def render(
                 seed=seed,
                 stop=stop or None,
                 return_full_text=return_full_text,
-            ):
+            )
+            for text, _, _, _ in run(backend, prompt, form):
                 yield text
         except BackendError as exc:
             raise to_gradio_error(exc) from None

@@ -296,8 +296,9 @@ def test_the_tabs_say_the_model_is_loading_while_the_backend_retries(endpoint):
     # ~1.5 s of "model is loading" answers (estimated_time 0.1 s each): the chat tab's
     # stats line says so while it waits, then the reply arrives in full.
     from components import chat
+    from components.forms import ChatForm
 
-    updates = list(chat.run(remote(endpoint, "loading-15"), MESSAGES, max_tokens=8))
+    updates = list(chat.run(remote(endpoint, "loading-15"), MESSAGES, ChatForm(max_tokens=8)))
     waiting = [line for _, line in updates if line.startswith("⏳")]
     assert waiting and "loading" in waiting[0]
     assert updates[-1][0] == FULL_TEXT and "finish:" in updates[-1][1]
