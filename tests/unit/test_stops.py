@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.local.engine.sequence import IncrementalDecoder, _hits_stop
+from backends.local.engine.sequence import IncrementalDecoder
+from backends.local.engine.stopping import StoppingCriteria, hits_stop
 from backends.local.outputs import StopHoldback
 
 # -- StopHoldback (chat: the stop text is never shown) -------------------------------------
@@ -53,7 +54,7 @@ def test_held_back_text_is_released_at_the_end_of_the_stream():
     assert holdback.finish() == "Use"
 
 
-# -- _hits_stop (text generation: the engine stops once a stop sequence is complete) -------
+# -- hits_stop (text generation: the engine stops once a stop sequence is complete) -------
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def test_held_back_text_is_released_at_the_end_of_the_stream():
     ],
 )
 def test_hits_stop(text, delta, stops, hit):
-    assert _hits_stop(text, delta, stops) is hit
+    assert hits_stop(text, delta, stops) is hit
 
 
 # -- IncrementalDecoder on the real tokenizer ----------------------------------------------
@@ -102,3 +103,18 @@ def test_flush_releases_an_incomplete_character_at_the_end(tokenizer):
     assert held == [""] * len(held)
     assert decoder.flush() == tokenizer.decode(ids[:-1])
     assert decoder.flush() == ""
+
+
+# -- StoppingCriteria: the finish reason of one token, rules in TGI's order ------------------
+
+
+def test_stopping_criteria_reasons_in_order():
+    rules = StoppingCriteria(eos_ids={2}, stop=("END",), budget=3)
+    assert rules.finish_reason(7, 1, "abc", "d") is None
+    assert rules.finish_reason(2, 1, "abc", "") == "eos_token"
+    assert rules.finish_reason(7, 1, "the E", "ND") == "stop_sequence"
+    assert rules.finish_reason(7, 3, "abc", "d") == "length"
+    # EOS on the last allowed token is still an EOS; a stop on it is still a stop.
+    assert rules.finish_reason(2, 3, "abc", "") == "eos_token"
+    assert rules.finish_reason(7, 3, "E", "ND") == "stop_sequence"
+    assert StoppingCriteria(eos_ids=(), stop=(), budget=5).finish_reason(1, 4, "", "x") is None

@@ -285,7 +285,7 @@ class LlamaCppEngine:
         if prompt is None:
             self.queue.emit("cancelled", tokens=0)
             return None
-        sequence.accept(*prompt)
+        self.queue.deliver(sequence, sequence.step(*prompt))
         while not sequence.finished:
             if self.queue.stopping:
                 return UnavailableError("The local model has shut down.")
@@ -293,7 +293,7 @@ class LlamaCppEngine:
                 self.queue.emit("cancelled", tokens=sequence.index)
                 return None
             ids = sequence.ids
-            sequence.accept(context.decode([ids[-1]], len(ids) - 1))
+            self.queue.deliver(sequence, sequence.step(context.decode([ids[-1]], len(ids) - 1)))
         return None
 
     def _prompt(self, request: Request) -> tuple[Any, list | None] | None:

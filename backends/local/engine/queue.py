@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from backends.errors import BackendError, OverloadedError, UnavailableError
-from backends.local.engine.sequence import Request, TokenEvent, end_request
+from backends.local.engine.sequence import Request, Sequence, TokenEvent, end_request
 
 log = logging.getLogger("backends.local.engine")
 
@@ -41,15 +42,20 @@ class EngineEvent:
     """A fact about the engine's work, for observers (``RequestQueue.on_event``): tests and
     tools read these instead of log text. ``admitted``: a request joined the running batch
     (``running``/``waiting`` after it); ``cancelled``: a request was dropped by its consumer
-    after ``tokens`` generated tokens."""
+    after ``tokens`` generated tokens; ``done``: a request finished (``prompt`` and
+    ``tokens`` counts, ``seconds``, ``finish`` reason)."""
 
-    kind: Literal["admitted", "cancelled"]
-    facts: dict[str, int] = field(default_factory=dict)
+    kind: Literal["admitted", "cancelled", "done"]
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 _EVENT_LOG = {
     "admitted": (logging.DEBUG, "request admitted: {running} running, {waiting} waiting"),
     "cancelled": (logging.INFO, "request cancelled after {tokens} tokens"),
+    "done": (
+        logging.INFO,
+        "request done: {prompt} prompt + {tokens} new tokens in {seconds:.2f} s ({finish})",
+    ),
 }
 
 
@@ -184,7 +190,21 @@ class RequestQueue:
         for request in requests:
             self.end(request, error)
 
-    def emit(self, kind: str, **facts: int) -> None:
+    def deliver(self, sequence: Sequence, event: TokenEvent | None) -> None:
+        """Stream ``event`` (``Sequence.step``'s) to its consumer; a last one is ``done``."""
+        if event is None:
+            return
+        sequence.request.events.put(event)
+        if event.finish_reason:
+            self.emit(
+                "done",
+                prompt=sequence.input_length,
+                tokens=event.index,
+                seconds=time.perf_counter() - sequence.started,
+                finish=event.finish_reason,
+            )
+
+    def emit(self, kind: str, **facts: Any) -> None:
         """Log the fact and hand it to the observer."""
         level, message = _EVENT_LOG[kind]
         log.log(level, message.format(**facts))

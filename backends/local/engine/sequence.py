@@ -8,7 +8,6 @@ one row of logits per step and it emits the ``TokenEvent``.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -17,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.local.engine.sampling import Sampler, SamplingParams
+from backends.local.engine.stopping import StoppingCriteria
 from backends.local.model import LoadedModel
-
-log = logging.getLogger("backends.local.engine")  # the engine's log lines, as tests read them
 
 # Prompt tokens used as decoding context for the first generated tokens, so tokenizers that
 # encode a leading space in the token (SentencePiece) decode it correctly (as TGI does).
@@ -75,16 +73,6 @@ class IncrementalDecoder:
         return text[len(prefix) :] if len(text) > len(prefix) else ""
 
 
-def _hits_stop(text: str, delta: str, stops: tuple[str, ...]) -> bool:
-    """Whether appending ``delta`` to ``text`` completes a stop sequence (only the tail
-    that could hold a new match is searched, so the cost does not grow with the text)."""
-    if not delta:
-        return False
-    longest = max(len(s) for s in stops)
-    window = (text + delta)[-(len(delta) + longest - 1) :]
-    return any(s in window for s in stops)
-
-
 _END = object()
 
 
@@ -125,12 +113,15 @@ class Sequence:
         self.params = params
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
-        self.eos_ids = loaded.eos_token_ids
         self.special_ids = special_ids
         self.sampler = Sampler(params, loaded.device)
         self.ids = list(request.input_ids)
         self.input_length = len(self.ids)
-        self.budget = min(params.max_new_tokens, loaded.max_context - self.input_length)
+        self.stopping = StoppingCriteria(
+            loaded.eos_token_ids,
+            params.stop or (),
+            min(params.max_new_tokens, loaded.max_context - self.input_length),
+        )
         self.decoder = IncrementalDecoder(self.tokenizer, self.ids)
         self.text = ""
         self.index = 0  # tokens generated so far
@@ -141,6 +132,15 @@ class Sequence:
         self._prompt_logprobs: list[float | None] = [None]
 
     @property
+    def budget(self) -> int:
+        """New tokens this sequence may generate (``max_new_tokens`` that fit the context)."""
+        return self.stopping.budget
+
+    @budget.setter
+    def budget(self, value: int) -> None:
+        self.stopping.budget = value
+
+    @property
     def prefilling(self) -> bool:
         return self.prefilled < self.input_length
 
@@ -149,9 +149,9 @@ class Sequence:
         cache, self._cache = self._cache, None
         return cache
 
-    def prefill_chunk(self, model: Any, chunk: int) -> int:
-        """Run the next ``chunk`` prompt tokens through ``model``; after the last one, pick
-        the first token. Returns the number of prompt tokens processed."""
+    def prefill_chunk(self, model: Any, chunk: int) -> tuple[int, TokenEvent | None]:
+        """Run the next ``chunk`` prompt tokens through ``model``. Returns the number of
+        prompt tokens processed and, after the last chunk, the first token's event."""
         import torch
 
         start, end = self.prefilled, min(self.prefilled + chunk, self.input_length)
@@ -168,10 +168,10 @@ class Sequence:
         self.prefilled = end
         if details:
             self._score_prompt(out.logits, start, end)
-        if not self.prefilling:
-            prefill = self._prefill_tokens() if details else None
-            self.accept(out.logits[:, -1, :], prefill)
-        return end - start
+        if self.prefilling:
+            return end - start, None
+        prefill = self._prefill_tokens() if details else None
+        return end - start, self.step(out.logits[:, -1, :], prefill)
 
     def _score_prompt(self, logits, start: int, end: int) -> None:
         """Logprobs of prompt tokens ``start+1 .. end`` (what positions ``start .. end-1``
@@ -191,21 +191,16 @@ class Sequence:
         decode = self.tokenizer.decode
         return [(i, decode([i]), lp) for i, lp in zip(prompt, self._prompt_logprobs, strict=True)]
 
-    def accept(self, logits, prefill: list | None = None) -> None:
-        """Pick the next token from ``logits`` (``[1, vocab]``) and emit its event."""
+    def step(self, logits, prefill: list | None = None) -> TokenEvent:
+        """Pick the next token from ``logits`` (``[1, vocab]``): sample, detokenize, apply
+        the stop rules. Returns the token's event (the engine streams it)."""
         choice = self.sampler(self.ids, logits)
         self.index += 1
         index, token_id = self.index, choice.token_id
         self.ids.append(token_id)
         special = token_id in self.special_ids
         delta = "" if special else self.decoder.step(token_id)
-        finish = None
-        if token_id in self.eos_ids:
-            finish = "eos_token"
-        elif self.params.stop and _hits_stop(self.text, delta, self.params.stop):
-            finish = "stop_sequence"
-        elif index == self.budget:
-            finish = "length"
+        finish = self.stopping.finish_reason(token_id, index, self.text, delta)
         if finish == "length":
             delta += self.decoder.flush()
         self.text += delta
@@ -222,11 +217,4 @@ class Sequence:
             event.generated_text = self.text
             event.seed = self.sampler.seed if self.sampler.sampling else None
             self.finished = True
-            log.info(
-                "request done: %d prompt + %d new tokens in %.2f s (%s)",
-                self.input_length,
-                index,
-                time.perf_counter() - self.started,
-                finish,
-            )
-        self.request.events.put(event)
+        return event

@@ -194,7 +194,9 @@ class TransformersEngine:
                 self.queue.end(sequence.request)
                 continue
             try:
-                done += sequence.prefill_chunk(self.loaded.model, self.prefill_chunk)
+                processed, event = sequence.prefill_chunk(self.loaded.model, self.prefill_chunk)
+                done += processed
+                self.queue.deliver(sequence, event)
             except Exception as exc:  # this request fails; the others keep going
                 self._prefilling.popleft()
                 self._fail(sequence, exc)
@@ -232,7 +234,7 @@ class TransformersEngine:
         keep = []
         for i, sequence in enumerate(rows):
             try:
-                sequence.accept(logits[i : i + 1])
+                self.queue.deliver(sequence, sequence.step(logits[i : i + 1]))
             except Exception as exc:  # e.g. a grammar error: only this row fails
                 self._fail(sequence, exc)
                 continue
