@@ -3,44 +3,31 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import (
-    ChatCompletionOutput,
-    ChatCompletionOutputComplete,
-    ChatCompletionOutputFunctionDefinition,
-    ChatCompletionOutputLogprob,
-    ChatCompletionOutputLogprobs,
-    ChatCompletionOutputMessage,
-    ChatCompletionOutputToolCall,
-    ChatCompletionOutputTopLogprob,
-    ChatCompletionOutputUsage,
-    TextGenerationOutputBestOfSequence,
-)
-
 from backends import BackendStatus, register_backend
 from backends.errors import BackendError, InputValidationError, UnavailableError
-from backends.local.engine.grammar import (
-    TOOL_PROMPT,
-    GrammarError,
-    compile_grammar,
-    tool_call_schema,
-)
 from backends.local.engine.probe import Verdict, probe
 from backends.local.engine.protocol import GenerationEngine
-from backends.local.engine.sampling import SamplingParams
 from backends.local.engine.select import (
     choose_engine,
     create_engine,
     load_for_engine,
 )
 from backends.local.model import Device, LoadedModel, resolve_model
-from backends.local.outputs import VERSION, chat_stream, text_output, text_stream
+from backends.local.outputs import (
+    VERSION,
+    best_of_output,
+    chat_output,
+    chat_stream,
+    text_output,
+    text_stream,
+)
+from backends.local.requests import chat_request, text_request
 from backends.local.tasks import LocalTasks
 from backends.params import (
     WATERMARK_DELTA,
@@ -53,8 +40,6 @@ from backends.params import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_NEW_TOKENS = 100  # InferenceClient/TGI default for text_generation
-DEFAULT_CHAT_MAX_TOKENS = 1024
 WATERMARK_Z = 4.0  # z-score above which a text counts as watermarked (TGI/paper: 4)
 WATERMARK_MIN_TOKENS = 16  # below this a z-score says little either way
 
@@ -311,32 +296,6 @@ class LocalBackend:
         """Run a task on a local transformers model (see ``LocalTasks.run``)."""
         return self.tasks.run(name, inputs, parameters or {}, model=model)
 
-    def _check_context(self, loaded: LoadedModel, n_input: int, max_new: int, name: str) -> None:
-        if n_input + max_new > loaded.max_context:
-            raise InputValidationError(
-                f"`inputs` tokens + `{name}` must be <= {loaded.max_context}. "
-                f"Given: {n_input} `inputs` tokens and {max_new} `{name}`",
-                field="inputs",
-                hint=f"This model has {loaded.max_context} tokens of context: shorten the "
-                f"input or lower {name}.",
-            )
-
-    @staticmethod
-    def _compile(loaded: LoadedModel, grammar: dict[str, Any] | None):
-        """TGI's ``grammar`` compiled for this tokenizer, or a 422-style error before any
-        compute (invalid JSON schema, invalid regex, unknown type)."""
-        if grammar is None:
-            return None
-        value = grammar.get("value")
-        if isinstance(value, dict) and "properties" in value and "type" not in value:
-            # A schema with properties but no type means an object to TGI (outlines), though
-            # JSON Schema would accept any value: follow TGI (the reference's own example).
-            grammar = {**grammar, "value": {"type": "object", **value}}
-        try:
-            return compile_grammar(loaded.tokenizer, grammar, eos_token_ids=loaded.eos_token_ids)
-        except GrammarError as exc:
-            raise InputValidationError(f"Invalid grammar: {exc}", field="grammar") from None
-
     def text_generation(
         self,
         prompt: str,
@@ -370,54 +329,17 @@ class LocalBackend:
             raise InputValidationError(
                 "`best_of` != 1 is not supported when streaming tokens", field="best_of"
             )
-        if not prompt:
+        if not prompt:  # before waiting for the model
             raise InputValidationError("`inputs` cannot be empty", field="inputs")
         loaded, engine = self._require()
-        ids = loaded.tokenizer(prompt).input_ids
-        if params.truncate is not None:
-            ids = ids[-params.truncate :]  # keep the last N input tokens, as TGI does
-        max_new = params.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
-        self._check_context(loaded, len(ids), max_new, "max_new_tokens")
-        sampling = SamplingParams(
-            max_new_tokens=max_new,
-            do_sample=params.do_sample,
-            temperature=params.temperature,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            typical_p=params.typical_p,
-            repetition_penalty=params.repetition_penalty,
-            frequency_penalty=params.frequency_penalty,
-            seed=params.seed,
-            stop=tuple(params.stop or ()),
-            top_n_tokens=params.top_n_tokens or 0,
-            watermark=params.watermark,
-            prefill_details=params.decoder_input_details,
-            grammar=self._compile(loaded, params.grammar),
-        )
+        ids, sampling = text_request(loaded, prompt, params)
         prefix = prompt if params.return_full_text else ""
         if stream:
             outputs = text_stream(engine, ids, sampling, prefix)
             return outputs if details else (o.token.text for o in outputs)
         runs = [text_output(engine, ids, sampling, prefix) for _ in range(params.best_of or 1)]
-        # best_of: the sequence with the highest total logprob wins; the others are reported.
-        best = max(runs, key=lambda o: sum(t.logprob for t in o.details.tokens))
-        if not details:
-            return best.generated_text
-        others = [o for o in runs if o is not best]
-        if others:
-            best.details.best_of_sequences = [
-                TextGenerationOutputBestOfSequence(
-                    generated_text=o.generated_text,
-                    finish_reason=o.details.finish_reason,
-                    generated_tokens=o.details.generated_tokens,
-                    prefill=o.details.prefill,
-                    tokens=o.details.tokens,
-                    seed=o.details.seed,
-                    top_tokens=o.details.top_tokens,
-                )
-                for o in others
-            ]
-        return best
+        best = best_of_output(runs)
+        return best if details else best.generated_text
 
     def chat_completion(
         self,
@@ -445,89 +367,9 @@ class LocalBackend:
         if not messages:
             raise InputValidationError("`messages` cannot be empty", field="messages")
         checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
-        grammar, tool_mode = params.response_format, False
-        if params.tools and params.tool_choice != "none":
-            try:
-                schema = tool_call_schema(params.tools, params.tool_choice)
-            except GrammarError as exc:
-                raise InputValidationError(str(exc), field="tools") from None
-            if schema is not None:
-                # As TGI does for a chat template without tool support: the tools and the
-                # instruction go after the last message; the grammar enforces the shape.
-                grammar, tool_mode = {"type": "json", "value": schema}, True
-                note = f"{TOOL_PROMPT}{json.dumps(params.tools, ensure_ascii=False)}"
-                checked[-1] = {**checked[-1], "content": f"{checked[-1]['content']}\n{note}"}
         loaded, engine = self._require()
-        prompt = loaded.tokenizer.apply_chat_template(
-            checked, add_generation_prompt=True, tokenize=False
-        )
-        ids = loaded.tokenizer(prompt, add_special_tokens=False).input_ids
-        room = loaded.max_context - len(ids)
-        max_new = params.max_tokens or max(1, min(DEFAULT_CHAT_MAX_TOKENS, room))
-        self._check_context(loaded, len(ids), max_new, "max_tokens")
-        greedy = params.temperature == 0
-        sampling = SamplingParams(
-            max_new_tokens=max_new,
-            do_sample=not greedy,
-            temperature=None if greedy else params.temperature,
-            top_p=None if greedy or params.top_p == 1 else params.top_p,
-            seed=params.seed,
-            stop=tuple(params.stop or ()),
-            frequency_penalty=params.frequency_penalty,
-            presence_penalty=params.presence_penalty,
-            top_n_tokens=(params.top_logprobs or 0) if params.logprobs else 0,
-            grammar=self._compile(loaded, grammar),
-        )
+        ids, sampling, tool_mode = chat_request(loaded, checked, params)
         chunks = chat_stream(
             engine, ids, sampling, loaded.model_id, params.logprobs, tool_mode=tool_mode
         )
-        if stream:
-            return chunks
-        text, last, token_logprobs, tool_calls = "", None, [], None
-        for last in chunks:
-            text += last.choices[0].delta.content or ""
-            if last.choices[0].delta.tool_calls:
-                tool_calls = [
-                    ChatCompletionOutputToolCall(
-                        function=ChatCompletionOutputFunctionDefinition(
-                            name=call.function.name, arguments=call.function.arguments
-                        ),
-                        id=call.id,
-                        type=call.type,
-                    )
-                    for call in last.choices[0].delta.tool_calls
-                ]
-            if last.choices[0].logprobs is not None:
-                token_logprobs.extend(last.choices[0].logprobs.content)
-        assert last is not None and last.usage is not None
-        return ChatCompletionOutput(
-            choices=[
-                ChatCompletionOutputComplete(
-                    finish_reason=last.choices[0].finish_reason,
-                    index=0,
-                    message=ChatCompletionOutputMessage(
-                        role="assistant", content=text or None, tool_calls=tool_calls
-                    ),
-                    logprobs=ChatCompletionOutputLogprobs(
-                        content=[
-                            ChatCompletionOutputLogprob(
-                                logprob=lp.logprob,
-                                token=lp.token,
-                                top_logprobs=[
-                                    ChatCompletionOutputTopLogprob(logprob=t.logprob, token=t.token)
-                                    for t in lp.top_logprobs
-                                ],
-                            )
-                            for lp in token_logprobs
-                        ]
-                    )
-                    if params.logprobs
-                    else None,
-                )
-            ],
-            created=last.created,
-            id=last.id,
-            model=last.model,
-            system_fingerprint=last.system_fingerprint,
-            usage=ChatCompletionOutputUsage(**vars(last.usage)),
-        )
+        return chunks if stream else chat_output(chunks, params.logprobs)

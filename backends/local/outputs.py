@@ -12,6 +12,15 @@ import uuid
 from collections.abc import Iterator
 
 from huggingface_hub import (
+    ChatCompletionOutput,
+    ChatCompletionOutputComplete,
+    ChatCompletionOutputFunctionDefinition,
+    ChatCompletionOutputLogprob,
+    ChatCompletionOutputLogprobs,
+    ChatCompletionOutputMessage,
+    ChatCompletionOutputToolCall,
+    ChatCompletionOutputTopLogprob,
+    ChatCompletionOutputUsage,
     ChatCompletionStreamOutput,
     ChatCompletionStreamOutputChoice,
     ChatCompletionStreamOutputDelta,
@@ -22,6 +31,7 @@ from huggingface_hub import (
     ChatCompletionStreamOutputTopLogprob,
     ChatCompletionStreamOutputUsage,
     TextGenerationOutput,
+    TextGenerationOutputBestOfSequence,
     TextGenerationOutputDetails,
     TextGenerationOutputPrefillToken,
     TextGenerationOutputToken,
@@ -242,3 +252,76 @@ def _tool_chunk(chunk, generated: str, event: TokenEvent) -> ChatCompletionStrea
         type="function",
     )
     return chunk(None, "tool_calls", event, tool_calls=[call])
+
+
+def best_of_output(runs: list[TextGenerationOutput]) -> TextGenerationOutput:
+    """TGI's ``best_of``: the run with the highest total logprob, the others reported in
+    its ``best_of_sequences``."""
+    best = max(runs, key=lambda o: sum(t.logprob for t in o.details.tokens))
+    others = [o for o in runs if o is not best]
+    if others:
+        best.details.best_of_sequences = [
+            TextGenerationOutputBestOfSequence(
+                generated_text=o.generated_text,
+                finish_reason=o.details.finish_reason,
+                generated_tokens=o.details.generated_tokens,
+                prefill=o.details.prefill,
+                tokens=o.details.tokens,
+                seed=o.details.seed,
+                top_tokens=o.details.top_tokens,
+            )
+            for o in others
+        ]
+    return best
+
+
+def chat_output(
+    chunks: Iterator[ChatCompletionStreamOutput], logprobs: bool
+) -> ChatCompletionOutput:
+    """The whole stream of ``chat_stream`` as one ``ChatCompletionOutput`` (the last chunk
+    carries ``usage``)."""
+    text, last, token_logprobs, tool_calls = "", None, [], None
+    for last in chunks:
+        text += last.choices[0].delta.content or ""
+        if last.choices[0].delta.tool_calls:
+            tool_calls = [
+                ChatCompletionOutputToolCall(
+                    function=ChatCompletionOutputFunctionDefinition(
+                        name=call.function.name, arguments=call.function.arguments
+                    ),
+                    id=call.id,
+                    type=call.type,
+                )
+                for call in last.choices[0].delta.tool_calls
+            ]
+        if last.choices[0].logprobs is not None:
+            token_logprobs.extend(last.choices[0].logprobs.content)
+    assert last is not None and last.usage is not None
+    content = [
+        ChatCompletionOutputLogprob(
+            logprob=lp.logprob,
+            token=lp.token,
+            top_logprobs=[
+                ChatCompletionOutputTopLogprob(logprob=t.logprob, token=t.token)
+                for t in lp.top_logprobs
+            ],
+        )
+        for lp in token_logprobs
+    ]
+    return ChatCompletionOutput(
+        choices=[
+            ChatCompletionOutputComplete(
+                finish_reason=last.choices[0].finish_reason,
+                index=0,
+                message=ChatCompletionOutputMessage(
+                    role="assistant", content=text or None, tool_calls=tool_calls
+                ),
+                logprobs=ChatCompletionOutputLogprobs(content=content) if logprobs else None,
+            )
+        ],
+        created=last.created,
+        id=last.id,
+        model=last.model,
+        system_fingerprint=last.system_fingerprint,
+        usage=ChatCompletionOutputUsage(**vars(last.usage)),
+    )
