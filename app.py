@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve_api = bool(args.api_key) or is_loopback(args.host)
     if serve_api:
-        mount_api(app, backend, api_key=args.api_key)
+        mount_api(app, backend, api_key=args.api_key, metrics=backend.metrics)
         logging.info(
             "Local API (TGI + OpenAI compatible) at http://%s:%d/api", args.host, args.port
         )

@@ -10,6 +10,7 @@ Mounted by app.py under ``/api`` on the same server as the UI (``mount_api``):
     GET  /api/v1/models             OpenAI: the served model
     GET  /api/info                  TGI: model id, dtype, device, limits, version
     GET  /api/health                200 when the model is ready, 503 otherwise
+    GET  /api/metrics               the local engine's counts, Prometheus text (``metrics=``)
     POST /api/tokenize              TGI: tokens with character offsets
 
 Bodies are ``api.models``; routes ``api.tgi`` and ``api.openai``; errors (TGI's
@@ -20,11 +21,15 @@ backend's: past its bound (the local engine's ``--max-concurrent-requests``) it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from api.auth import require_key
 from api.errors import add_error_handlers
+from api.metrics import metrics_routes
 from api.openai import openai_routes
 from api.tgi import tgi_routes
 from backends import Backend
@@ -33,8 +38,14 @@ from backends.errors import UnavailableError
 PREFIX = "/api"
 
 
-def create_api(backend: Backend, *, api_key: str | None = None) -> APIRouter:
-    """Every route of the API (under ``/api``); all but ``/health`` need ``api_key``."""
+def create_api(
+    backend: Backend,
+    *,
+    api_key: str | None = None,
+    metrics: Callable[[], dict[str, Any]] | None = None,
+) -> APIRouter:
+    """Every route of the API (under ``/api``); all but ``/health`` need ``api_key``.
+    ``metrics``: the local engine's counts (``LocalBackend.metrics``) for ``/metrics``."""
 
     async def health(request: Request) -> Response:
         """200 once the model is loaded and serving; 503 while loading or after a failure."""
@@ -46,12 +57,20 @@ def create_api(backend: Backend, *, api_key: str | None = None) -> APIRouter:
     keyed = [Depends(require_key(api_key))]
     router.include_router(tgi_routes(backend), prefix=PREFIX, dependencies=keyed)
     router.include_router(openai_routes(backend), prefix=PREFIX, dependencies=keyed)
+    if metrics is not None:
+        router.include_router(metrics_routes(metrics), prefix=PREFIX, dependencies=keyed)
     # Health probes (load balancers, Spaces) carry no key: /health reveals only readiness.
     router.add_api_route(f"{PREFIX}/health", health, methods=["GET"])
     return router
 
 
-def mount_api(app: FastAPI, backend: Backend, *, api_key: str | None = None) -> None:
+def mount_api(
+    app: FastAPI,
+    backend: Backend,
+    *,
+    api_key: str | None = None,
+    metrics: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """Add the API's routes and error handlers to ``app`` (before the UI is mounted at ``/``)."""
     add_error_handlers(app)
-    app.include_router(create_api(backend, api_key=api_key))
+    app.include_router(create_api(backend, api_key=api_key, metrics=metrics))

@@ -47,6 +47,32 @@ class AppServer:
     def log_size(self) -> int:
         return self.log_path.stat().st_size
 
+    def metrics(self, api_key: str | None = None) -> dict[str, float]:
+        """The engine's counts from ``GET /api/metrics`` (Prometheus text), by sample name
+        (``playground_requests_cancelled_total``…); ``playground_requests_finished_total``
+        sums the finish reasons."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        request = urllib.request.Request(f"{self.url}api/metrics", headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                counts[sample.name] = counts.get(sample.name, 0.0) + sample.value
+        return counts
+
+    def wait_for_metric(
+        self, name: str, above: float, *, api_key: str | None = None, deadline_s: float = 30.0
+    ) -> dict[str, float]:
+        """Poll ``metrics()`` until ``name`` exceeds ``above`` (bounded); the counts then."""
+        deadline = time.monotonic() + deadline_s
+        while (counts := self.metrics(api_key)).get(name, 0.0) <= above:
+            assert time.monotonic() < deadline, f"{name} stayed at {above} for {deadline_s} s"
+            time.sleep(0.05)
+        return counts
+
 
 def _free_port() -> int:
     """A port the OS says is free now (bind port 0), released for the app to take."""

@@ -209,6 +209,10 @@ class LocalBackend:
     def health_check(self) -> bool:
         return self.status().state == "ready"
 
+    def metrics(self) -> dict[str, Any]:
+        """The engine's counts (``RequestQueue.metrics``), or {} before it is loaded."""
+        return self._engine.queue.metrics() if self._engine is not None else {}
+
     def get_endpoint_info(self) -> dict[str, Any]:
         """TGI's ``/info`` shape."""
         loaded, engine = self._require()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import re
 import time
 from collections.abc import Iterator
 
@@ -53,7 +52,8 @@ MESSAGES = [{"role": "user", "content": "Say hi"}]
 # A prompt greedy decoding keeps continuing (counting), so a long budget really runs long.
 COUNTING = "1, 2, 3, 4, 5,"
 AUTH = {"Authorization": f"Bearer {GUARDED_API_KEY}"}
-CANCELLED = r"request cancelled after (\d+) tokens"  # backends/local/engine.py
+CANCELLED = "playground_requests_cancelled_total"  # GET /api/metrics
+CANCELLED_TOKENS = "playground_cancelled_tokens_total"
 
 
 def api_base(url: str) -> str:
@@ -122,17 +122,13 @@ def read_events(lines: Iterator[str], count: int) -> list[dict]:
     pytest.fail(f"the stream ended after {len(events)} events: {events!r}")
 
 
-def wait_for_log(server, start: int, pattern: str, deadline_s: float = 30.0) -> list[str]:
-    """Poll the app's log from byte ``start`` until ``pattern`` shows up (bounded)."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        found = re.findall(pattern, server.log_text(start))
-        if found:
-            return found
-        assert time.monotonic() < deadline, (
-            f"no {pattern!r} in {server.log_path} within {deadline_s:.0f} s"
-        )
-        time.sleep(0.1)
+def wait_for_cancel(server, before: dict[str, float], api_key: str | None = None) -> float:
+    """Wait until the app's engine counts one more cancelled request than ``before`` (its
+    ``metrics()``); the tokens that request had generated."""
+    start = before.get(CANCELLED, 0.0)
+    after = server.wait_for_metric(CANCELLED, start, api_key=api_key)
+    assert after[CANCELLED] == start + 1
+    return after[CANCELLED_TOKENS] - before.get(CANCELLED_TOKENS, 0.0)
 
 
 def assert_tgi_error(response: httpx.Response, status: int, error_type: str) -> str:
@@ -510,10 +506,10 @@ def test_tokenize_gives_tokens_with_character_offsets(http: httpx.Client) -> Non
 def test_closing_a_stream_cancels_its_generation(app_server, http: httpx.Client) -> None:
     """The client reads two events and hangs up; the engine must stop that request.
 
-    The engine logs "request cancelled after N tokens" only for a cancelled request (one
-    that runs out its budget or ends its text logs nothing of the kind), so the line with
-    N below the budget proves the disconnect reached the engine."""
-    log_start = app_server.log_size()
+    The engine counts a request as cancelled only when its consumer left (one that runs out
+    its budget or ends its text is counted as finished), so one more cancelled request,
+    with fewer tokens than the budget, proves the disconnect reached the engine."""
+    before = app_server.metrics()
     body = {"inputs": COUNTING, "parameters": {"max_new_tokens": 500}}
     with http.stream("POST", "/generate_stream", json=body) as response:
         assert response.status_code == 200
@@ -521,8 +517,7 @@ def test_closing_a_stream_cancels_its_generation(app_server, http: httpx.Client)
     assert [event["index"] for event in events] == [1, 2]
     assert events[-1]["details"] is None  # still running when the client left
 
-    cancelled = wait_for_log(app_server, log_start, CANCELLED)
-    assert int(cancelled[0]) < 500
+    assert wait_for_cancel(app_server, before) < 500
 
 
 # -- the guarded app: one request at a time, behind an API key ---------------------------
@@ -536,7 +531,7 @@ def guarded_api(guarded_app) -> str:
 def test_busy_server_answers_429_overloaded_until_the_stream_is_closed(
     guarded_app, guarded_api: str
 ) -> None:
-    log_start = guarded_app.log_size()
+    before = guarded_app.metrics(GUARDED_API_KEY)
     short = {"inputs": "Hi", "parameters": {"max_new_tokens": 1}}
     long = {"inputs": COUNTING, "parameters": {"max_new_tokens": 300}}
     hf = InferenceClient(base_url=guarded_api, api_key=GUARDED_API_KEY, timeout=HTTP_TIMEOUT_S)
@@ -565,7 +560,7 @@ def test_busy_server_answers_429_overloaded_until_the_stream_is_closed(
             time.sleep(0.05)
 
     # Freed by the cancellation, not by the long stream running out its budget.
-    assert int(wait_for_log(guarded_app, log_start, CANCELLED)[0]) < 300
+    assert wait_for_cancel(guarded_app, before, GUARDED_API_KEY) < 300
 
 
 @pytest.mark.parametrize(

@@ -151,10 +151,12 @@ class FakeBackend:
         raise NotImplementedError
 
 
-def make_client(backend: FakeBackend, api_key: str | None = None, **kwargs) -> TestClient:
+def make_client(
+    backend: FakeBackend, api_key: str | None = None, metrics=None, **kwargs
+) -> TestClient:
     """The app as app.py builds it (docs under /api), with only the API mounted."""
     app = FastAPI(docs_url="/api/docs", openapi_url="/api/openapi.json")
-    mount_api(app, backend, api_key=api_key)
+    mount_api(app, backend, api_key=api_key, metrics=metrics)
     return TestClient(app, base_url="http://127.0.0.1", **kwargs)
 
 
@@ -495,3 +497,51 @@ def test_the_key_is_checked_before_the_body(backend):
         response = client.post("/api/generate", content=b"not JSON")
 
     tgi_error(response, 401, "authentication")
+
+
+# -- /metrics ----------------------------------------------------------------------------
+
+
+def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts = {
+        "admitted": 5,
+        "cancelled": 1,
+        "cancelled_tokens": 7,
+        "tokens": 40,
+        "finished": {"length": 3, "eos_token": 1},
+        "running": 2,
+        "waiting": 1,
+        "max_queue": 64,
+        "failed": 0,
+    }
+    with make_client(backend, KEY, metrics=lambda: counts) as client:
+        assert client.get("/api/metrics").status_code == 401
+        response = client.get("/api/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    assert samples == {
+        ("playground_requests_finished_total", (("finish", "eos_token"),)): 1,
+        ("playground_requests_finished_total", (("finish", "length"),)): 3,
+        ("playground_requests_cancelled_total", ()): 1,
+        ("playground_cancelled_tokens_total", ()): 7,
+        ("playground_generated_tokens_total", ()): 40,
+        ("playground_batch_admissions_total", ()): 5,
+        ("playground_running", ()): 2,
+        ("playground_waiting", ()): 1,
+        ("playground_max_queue", ()): 64,
+        ("playground_failed", ()): 0,
+    }
+
+
+def test_metrics_while_loading_are_empty_and_absent_without_a_reader(backend):
+    with make_client(backend, metrics=dict) as client:
+        assert client.get("/api/metrics").text == ""
+    with make_client(backend) as client:
+        assert client.get("/api/metrics").status_code == 404

@@ -368,3 +368,26 @@ def test_the_transformers_engine_is_a_generation_engine(engine):
     assert engine.describe() == (
         f"transformers engine (continuous batching, up to {engine.max_batch_size})"
     )
+
+
+def test_metrics_count_finished_cancelled_and_generated_tokens(loaded, tokenizer):
+    from backends.local.engine.transformers import TransformersEngine
+
+    engine = TransformersEngine(loaded, max_queue=4)
+    try:
+        assert generate(engine, tokenizer, max_new_tokens=3)[-1].finish_reason == "length"
+        stream = engine.submit(tokenizer(PROMPT).input_ids, SamplingParams(max_new_tokens=LONG))
+        events = iter(stream)
+        next(events)
+        stream.close()
+        list(events)
+        wait_until_idle(engine)
+        counts = engine.queue.metrics()
+        cancelled = counts["cancelled_tokens"]
+        assert counts["finished"] == {"length": 1} and counts["cancelled"] == 1
+        assert 1 <= cancelled < LONG and counts["tokens"] == 3 + cancelled
+        assert counts["admitted"] == 2
+        assert (counts["running"], counts["waiting"], counts["max_queue"]) == (0, 0, 4)
+        assert counts["failed"] == 0
+    finally:
+        engine.shutdown()

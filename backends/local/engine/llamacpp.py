@@ -251,6 +251,7 @@ class LlamaCppEngine:
         with torch.inference_mode():
             while (request := self.queue.next()) is not None:
                 self._taken = request
+                self.queue.emit("admitted", running=1, waiting=self.queue.waiting)
                 try:
                     error = self._serve(request)
                 except Exception as exc:  # keep serving others; the consumer gets the reason

@@ -86,6 +86,9 @@ class RequestQueue:
         self._in_flight = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # Cumulative counts since start, kept from the events (``metrics()``).
+        self._totals = {"admitted": 0, "cancelled": 0, "cancelled_tokens": 0, "tokens": 0}
+        self._finished: dict[str, int] = {}  # finish reason → requests done
 
     # -- counts --------------------------------------------------------------------------
 
@@ -103,6 +106,21 @@ class RequestQueue:
     def running(self) -> int:
         """Requests taken by the worker and not ended."""
         return max(0, self._in_flight - len(self._pending))
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot for monitoring (``/api/metrics``): counts since start — ``admitted``
+        (batch admissions), ``cancelled`` requests and the ``cancelled_tokens`` they had
+        generated, generated ``tokens``, ``finished`` (finish reason → requests) — and now:
+        ``running``, ``waiting``, ``max_queue``, ``failed`` (0/1)."""
+        with self._cond:
+            return {
+                **self._totals,
+                "finished": dict(self._finished),
+                "running": self.running,
+                "waiting": self.waiting,
+                "max_queue": self.max_queue,
+                "failed": int(self.failure is not None),
+            }
 
     def counts(self) -> tuple[int, int]:
         """``(running, waiting)``, read together."""
@@ -208,6 +226,16 @@ class RequestQueue:
         """Log the fact and hand it to the observer."""
         level, message = _EVENT_LOG[kind]
         log.log(level, message.format(**facts))
+        with self._cond:
+            if kind == "admitted":
+                self._totals["admitted"] += 1
+            elif kind == "cancelled":
+                self._totals["cancelled"] += 1
+                self._totals["cancelled_tokens"] += facts["tokens"]
+                self._totals["tokens"] += facts["tokens"]
+            else:  # done
+                self._finished[facts["finish"]] = self._finished.get(facts["finish"], 0) + 1
+                self._totals["tokens"] += facts["tokens"]
         if self.on_event is not None:
             self.on_event(EngineEvent(kind, facts))
 
