@@ -38,7 +38,7 @@ def build_ui(
             chat.render(backend, **options)
         with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
             text_generation.render(backend, **options)
-        task_options = dict(providers=options["providers"], api_key_required=api_key_required)
+        task_options = dict(providers=options["providers"])
         for group, elem_id in TASK_TABS.items():
             with gr.Tab(GROUPS[group], id=group, elem_id=elem_id):
                 tasks.render_group(group, backend, **task_options)

@@ -281,14 +281,9 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
     return note, model
 
 
-def render_group(
-    group: Group, backend: Backend, *, providers: list[str], api_key_required: bool = False
-) -> None:
+def render_group(group: Group, backend: Backend, *, providers: list[str]) -> None:
     """One top-level tab (call inside a ``gr.Tab``): a Connection panel shared by the
-    group's tasks, then one inner tab per task (``elem_id`` ``task-<name>``).
-    ``api_key_required`` is accepted for symmetry with the other tabs (these have no
-    Show code panel yet)."""
-    del api_key_required
+    group's tasks, then one inner tab per task (``elem_id`` ``task-<name>``)."""
     panel = connection_panel.render_panel(backend, providers)
     specs = tasks_in(group)
     targets: list[gr.components.Component] = []

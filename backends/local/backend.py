@@ -284,9 +284,7 @@ class LocalBackend:
         """The pipeline runner for every task in ``backends.tasks`` (built on first use)."""
         with self._tasks_lock:
             if self._tasks is None:
-                self._tasks = LocalTasks(
-                    device=self.device, cache_dir=self.cache_dir, models=self.task_models
-                )
+                self._tasks = LocalTasks(device=self.device, models=self.task_models)
             return self._tasks
 
     def run_task(

@@ -255,7 +255,7 @@ LOADING = {"error": "Model org/model is currently loading", "estimated_time": 20
 
 def test_model_loading_is_retried_with_progress(monkeypatch):
     sleeps, seen = [], []
-    monkeypatch.setattr("backends.remote.time.sleep", sleeps.append)
+    monkeypatch.setattr("backends.remote.backend.time.sleep", sleeps.append)
     backend = RemoteBackend(base_url=UNROUTABLE)
     backend.on_progress = lambda message: seen.append((message, backend.status()))
     answers = iter([http_error(503, LOADING), http_error(503, LOADING), "done"])
@@ -274,7 +274,7 @@ def test_model_loading_is_retried_with_progress(monkeypatch):
 
 
 def test_other_503s_are_not_retried(monkeypatch):
-    monkeypatch.setattr("backends.remote.time.sleep", lambda s: pytest.fail("slept"))
+    monkeypatch.setattr("backends.remote.backend.time.sleep", lambda s: pytest.fail("slept"))
     backend = RemoteBackend(base_url=UNROUTABLE)
     error = http_error(503, {"error": "Service Unavailable"})
     with pytest.raises(hf.HfHubHTTPError):
@@ -282,7 +282,7 @@ def test_other_503s_are_not_retried(monkeypatch):
 
 
 def test_loading_retry_gives_up_after_load_wait(monkeypatch):
-    monkeypatch.setattr("backends.remote.time.sleep", lambda s: None)
+    monkeypatch.setattr("backends.remote.backend.time.sleep", lambda s: None)
     backend = RemoteBackend(base_url=UNROUTABLE, load_wait=0)
     with pytest.raises(hf.HfHubHTTPError):
         backend._with_load_retry(lambda: (_ for _ in ()).throw(http_error(503, LOADING)))

@@ -80,7 +80,6 @@ class LocalTasks:
         self,
         *,
         device: Device = "auto",
-        cache_dir: Path | None = None,
         models: dict[str, str] | None = None,
     ) -> None:
         """``models``: the local model per task name (a directory or Hub id) used when a
@@ -88,9 +87,7 @@ class LocalTasks:
         for name in models or {}:
             get_task(name)  # an unknown task name is an error, not silently ignored
         self.models = dict(models or {})
-        self.device = device
-        # The playground's own cache (converted GGUF weights); Hub models use the HF cache.
-        self.cache_dir = cache_dir
+        self.device = device  # task models load from their directory or the HF cache
         self._device: str | None = None
         self._lock = threading.Lock()
         self._loaded: OrderedDict[tuple[str, str], _Entry] = OrderedDict()

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 import httpx2
 from huggingface_hub import InferenceClient
 from huggingface_hub import errors as hf
-from huggingface_hub.inference._providers import PROVIDERS as _PROVIDER_REGISTRY
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import SecretStr
 
@@ -49,19 +48,12 @@ from backends.params import (
     TextGenerationParameters,
     validate,
 )
-from backends.remote_errors import loading_delay, shorten, to_backend_error
+from backends.remote.errors import loading_delay, shorten, to_backend_error
+from backends.remote.providers import PROVIDERS, providers_for, serves
 from backends.tasks import check_inputs, get_task, validate_parameters
 
 log = logging.getLogger(__name__)
 ParamsT = TypeVar("ParamsT", ChatCompletionParameters, TextGenerationParameters)
-
-#: "auto" plus every provider InferenceClient knows, from huggingface_hub's own registry.
-PROVIDERS: list[str] = ["auto", *sorted(_PROVIDER_REGISTRY)]
-
-
-def providers_for(task: str) -> list[str]:
-    """Providers that serve ``task`` ("conversational", "text-generation"), "auto" first."""
-    return ["auto", *sorted(p for p, tasks in _PROVIDER_REGISTRY.items() if task in tasks)]
 
 
 def _chat_finished(chunk: Any) -> bool:
@@ -356,7 +348,7 @@ class RemoteBackend:
 
     def _check_task(self, task: str) -> None:
         if self.base_url is None and self.provider != "auto":
-            if task not in _PROVIDER_REGISTRY[self.provider]:
+            if not serves(self.provider, task):
                 raise InputValidationError(
                     f"Provider {self.provider!r} does not serve {task}.",
                     field="provider",
