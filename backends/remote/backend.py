@@ -16,6 +16,9 @@ What huggingface_hub 2.4 does that shapes this module:
   ``_with_load_retry`` retries it for up to ``load_wait`` seconds, reporting progress.
 * ``health_check``/``get_endpoint_info`` send the saved token and have no timeout, so we
   send their GETs (``/health``, ``/info``) through huggingface_hub's session ourselves.
+* InferenceClient takes no HTTP client of its own: in public mode every request is made
+  inside ``netguard.guarding(guard)``, which sends it (and each redirect hop) through a
+  transport that refuses addresses inside this network and connects to the checked address.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Literal, TypeVar
 
 import httpx2
 from huggingface_hub import InferenceClient
@@ -33,7 +37,7 @@ from huggingface_hub import errors as hf
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import SecretStr
 
-from backends import BackendStatus, register_backend
+from backends import BackendStatus, netguard, register_backend
 from backends.errors import (
     BackendError,
     GenerationError,
@@ -86,6 +90,9 @@ class RemoteBackend:
         timeout: Seconds to wait for the server (connect, and between streamed bytes).
         load_wait: Seconds to keep retrying while the server says the model is loading.
         on_progress: Called with a message on each model-loading retry.
+        guard: Public mode's ``netguard.Guard``: every request (and redirect hop) to an
+            address inside this network is refused with ``InputValidationError``. Default:
+            the process's (``netguard.public_guard()``, ``None`` outside public mode).
 
     Raises:
         InputValidationError: No target, a malformed URL, or an unknown provider.
@@ -103,6 +110,7 @@ class RemoteBackend:
         timeout: float | None = 60.0,
         load_wait: float = 120.0,
         on_progress: Callable[[str], None] | None = None,
+        guard: netguard.Guard | None | Literal["public"] = "public",
     ) -> None:
         if base_url is None and model and model.startswith(("http://", "https://")):
             base_url, model = model, None
@@ -132,6 +140,7 @@ class RemoteBackend:
         self.timeout = timeout
         self.load_wait = load_wait
         self.on_progress = on_progress
+        self.guard = netguard.public_guard() if guard == "public" else guard
         self.openai_compatible = base_url is not None and base_url.endswith("/v1")
         self.target = base_url or f"{model} on {provider}"
         self._token = SecretStr(token) if token else None
@@ -161,6 +170,10 @@ class RemoteBackend:
 
     def _client(self) -> InferenceClient:
         return InferenceClient(**self._client_kwargs())
+
+    def _guarded(self) -> AbstractContextManager[None]:
+        """The block's requests go through the public-mode guard, if any."""
+        return netguard.guarding(self.guard)
 
     def _error(self, exc: BaseException) -> BackendError:
         return to_backend_error(exc, target=self.target, timeout=self.timeout)
@@ -192,7 +205,7 @@ class RemoteBackend:
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One non-streamed InferenceClient call, its errors mapped."""
-        with self._client() as client:
+        with self._client() as client, self._guarded():
             try:
                 return self._with_load_retry(lambda: getattr(client, method)(*args, **kwargs))
             except Exception as exc:
@@ -210,7 +223,8 @@ class RemoteBackend:
         A failure after the first chunk raises once the chunks before it are yielded."""
         client, opened, received, done = self._client(), False, 0, False
         try:
-            items = self._with_load_retry(lambda: getattr(client, method)(**kwargs))
+            with self._guarded():  # the connection (and any redirect) opens in this call
+                items = self._with_load_retry(lambda: getattr(client, method)(**kwargs))
             opened = True
             for item in items:
                 done = done or finished(item)
@@ -257,9 +271,10 @@ class RemoteBackend:
     def _get(self, route: str) -> httpx2.Response:
         root = self.base_url.removesuffix("/v1")  # TGI serves /health and /info at its root
         token = self._token.get_secret_value() if self._token else False
-        return get_session().get(
-            f"{root}/{route}", headers=build_hf_headers(token=token), timeout=self.timeout
-        )
+        with self._guarded():
+            return get_session().get(
+                f"{root}/{route}", headers=build_hf_headers(token=token), timeout=self.timeout
+            )
 
     def health_check(self) -> bool:
         """Returns: for a URL, whether ``GET /health`` answers 200 (False if unreachable);
