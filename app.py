@@ -25,6 +25,7 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from api import mount_api  # noqa: E402
+from backends import netguard  # noqa: E402
 from backends.errors import UnavailableError  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
@@ -45,6 +46,10 @@ environment variables (each flag's default):
   PLAYGROUND_MAX_BATCH_SIZE  --max-batch-size
   PLAYGROUND_MAX_BATCH_TOKENS  --max-batch-tokens
   PLAYGROUND_TASK_MODELS     --task-model, comma-separated (TASK=MODEL,TASK=MODEL)
+  PLAYGROUND_PUBLIC     --public (1) / --no-public (0)
+  PLAYGROUND_ALLOWED_ENDPOINTS  in public mode, comma-separated hosts or URL prefixes
+                        that visitors may reach although they are private/loopback/link-local
+  SPACE_ID              set by Hugging Face Spaces: turns public mode on (unless --no-public)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
 
@@ -148,7 +153,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Bearer key required by the local API at /api. Required when --host is not a "
         "loopback address; without one the API is not served there (the UI still is)",
     )
+    parser.add_argument(
+        "--public",
+        action=argparse.BooleanOptionalAction,
+        default=_flag(_env("PLAYGROUND_PUBLIC")),
+        help="public mode: endpoint URLs typed in the UI may not reach loopback, private or "
+        "link-local addresses (PLAYGROUND_ALLOWED_ENDPOINTS opens some). Default: on when "
+        "SPACE_ID is set or --host is not a loopback address",
+    )
     return parser.parse_args(argv)
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def is_public(args: argparse.Namespace, environ: dict[str, str] | None = None) -> bool:
+    """Public mode: ``--public``/``--no-public`` when given, else on a Space (``SPACE_ID``)
+    or when bound to a non-loopback address (anyone on the network can type a URL)."""
+    environ = os.environ if environ is None else environ
+    if args.public is not None:
+        return args.public
+    return bool(environ.get("SPACE_ID")) or not is_loopback(args.host)
 
 
 def is_loopback(host: str) -> bool:
@@ -170,6 +198,17 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request is noise
+    public = is_public(args)
+    if public:
+        # Before anything uses huggingface_hub's session: installing replaces it.
+        netguard.enable_public_mode(netguard.Guard.from_env())
+        logging.info(
+            "Public mode: endpoint URLs that resolve to loopback, private or link-local "
+            "addresses are refused (allowed: %s).",
+            os.environ.get(netguard.ALLOWED_ENV) or "none",
+        )
+    elif os.environ.get("SPACE_ID") or not is_loopback(args.host):
+        logging.warning("Public mode is off (--no-public): visitors can reach this network.")
     backend = LocalBackend(
         args.model,
         device=args.device,
@@ -195,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve_api = bool(args.api_key) or is_loopback(args.host)
     if serve_api:
-        mount_api(app, backend, api_key=args.api_key, metrics=backend.metrics)
+        mount_api(app, backend, api_key=args.api_key, metrics=backend.metrics, public=public)
         logging.info(
             "Local API (TGI + OpenAI compatible) at http://%s:%d/api", args.host, args.port
         )
@@ -205,7 +244,9 @@ def main(argv: list[str] | None = None) -> None:
             "(or PLAYGROUND_API_KEY) is set.",
             args.host,
         )
-    demo = build_ui(backend, providers=PROVIDERS, api_key_required=bool(args.api_key))
+    demo = build_ui(
+        backend, providers=PROVIDERS, api_key_required=bool(args.api_key), public=public
+    )
     demo.queue(default_concurrency_limit=1)
     gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)
     logging.info("Serving the UI at http://%s:%d", args.host, args.port)

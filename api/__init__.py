@@ -8,7 +8,7 @@ Mounted by app.py under ``/api`` on the same server as the UI (``mount_api``):
     POST /api/generate_stream       TGI: SSE ``data:`` events, one per token
     POST /api/v1/chat/completions   OpenAI: JSON, or SSE chunks ending with ``data: [DONE]``
     GET  /api/v1/models             OpenAI: the served model
-    GET  /api/info                  TGI: model id, dtype, device, limits, version
+    GET  /api/info                  TGI: model id, dtype, device, limits, version; ``public``
     GET  /api/health                200 when the model is ready, 503 otherwise
     GET  /api/metrics               the local engine's counts, Prometheus text (``metrics=``)
     POST /api/tokenize              TGI: tokens with character offsets
@@ -43,9 +43,11 @@ def create_api(
     *,
     api_key: str | None = None,
     metrics: Callable[[], dict[str, Any]] | None = None,
+    public: bool = False,
 ) -> APIRouter:
     """Every route of the API (under ``/api``); all but ``/health`` need ``api_key``.
-    ``metrics``: the local engine's counts (``LocalBackend.metrics``) for ``/metrics``."""
+    ``metrics``: the local engine's counts (``LocalBackend.metrics``) for ``/metrics``.
+    ``public``: public mode (``/info`` says so)."""
 
     async def health(request: Request) -> Response:
         """200 once the model is loaded and serving; 503 while loading or after a failure."""
@@ -55,7 +57,7 @@ def create_api(
 
     router = APIRouter(tags=["local API"])
     keyed = [Depends(require_key(api_key))]
-    router.include_router(tgi_routes(backend), prefix=PREFIX, dependencies=keyed)
+    router.include_router(tgi_routes(backend, public=public), prefix=PREFIX, dependencies=keyed)
     router.include_router(openai_routes(backend), prefix=PREFIX, dependencies=keyed)
     if metrics is not None:
         router.include_router(metrics_routes(metrics), prefix=PREFIX, dependencies=keyed)
@@ -70,7 +72,8 @@ def mount_api(
     *,
     api_key: str | None = None,
     metrics: Callable[[], dict[str, Any]] | None = None,
+    public: bool = False,
 ) -> None:
     """Add the API's routes and error handlers to ``app`` (before the UI is mounted at ``/``)."""
     add_error_handlers(app)
-    app.include_router(create_api(backend, api_key=api_key, metrics=metrics))
+    app.include_router(create_api(backend, api_key=api_key, metrics=metrics, public=public))

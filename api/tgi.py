@@ -14,8 +14,9 @@ from backends import Backend
 from backends.errors import InputValidationError
 
 
-def tgi_routes(backend: Backend) -> APIRouter:
-    """The TGI routes over ``backend`` (paths relative to the API's prefix)."""
+def tgi_routes(backend: Backend, *, public: bool = False) -> APIRouter:
+    """The TGI routes over ``backend`` (paths relative to the API's prefix); ``/info`` adds
+    ``"public"``: whether the app runs in public mode (visitor URLs to this network refused)."""
     router = APIRouter()
 
     async def _generate(body: GenerateRequest) -> dict[str, Any]:
@@ -59,8 +60,9 @@ def tgi_routes(backend: Backend) -> APIRouter:
         return await _generate_stream(await parse_body(request, GenerateRequest))
 
     async def info(request: Request) -> Response:
-        """TGI ``/info``."""
-        return JSONResponse(await run_in_threadpool(backend.get_endpoint_info))
+        """TGI ``/info``, and ``public`` (this app's mode)."""
+        info = await run_in_threadpool(backend.get_endpoint_info)
+        return JSONResponse({**info, "public": public})
 
     async def tokenize(request: Request) -> Response:
         """TGI ``/tokenize``: ``{"inputs"}`` → ``[{"id", "text", "start", "stop"}]``."""

@@ -21,18 +21,31 @@ CSS = """
 """
 
 
+def mode_line(public: bool) -> str:
+    """The line under the title that says which mode runs."""
+    if public:
+        return (
+            "🔒 **Public mode** — endpoint URLs that resolve to loopback, private or "
+            "link-local addresses are refused."
+        )
+    return "🏠 **Local mode** — endpoint URLs may point at this machine and its network."
+
+
 def build_ui(
     backend: Backend,
     *,
     providers: list[str] | None = None,
     api_key_required: bool = False,
+    public: bool = False,
 ) -> gr.Blocks:
     """The whole app around the local ``backend``; each tab can switch to a remote endpoint
     (``providers``: the choices for Hub model ids). Generation jobs are not limited in
-    Gradio (``GENERATION_CONCURRENCY``): the local engine admits and queues its own."""
+    Gradio (``GENERATION_CONCURRENCY``): the local engine admits and queues its own.
+    ``public``: public mode (a line under the title says which mode runs)."""
     options = dict(providers=providers or ["auto"], api_key_required=api_key_required)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## 🧪 {TITLE}")
+        gr.Markdown(mode_line(public), elem_id="mode-line")
         render_status(backend)
         with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
             chat.render(backend, **options)

@@ -278,7 +278,11 @@ def test_models_info_and_tokenize(client):
     assert model["id"] == MODEL_ID and model["object"] == "model" and model["owned_by"] == "local"
     assert isinstance(model["created"], int)
 
-    assert client.get("/api/info").json() == {"model_id": MODEL_ID, "max_total_tokens": 64}
+    assert client.get("/api/info").json() == {
+        "model_id": MODEL_ID,
+        "max_total_tokens": 64,
+        "public": False,
+    }
     tokens = client.post("/api/tokenize", json={"inputs": "Hey", "parameters": {"top_p": 2}})
     assert tokens.json() == [{"id": 1, "text": "Hey", "start": 0, "stop": 3}]  # params unused
 
