@@ -382,3 +382,12 @@ def test_guarded_traffic_never_shares_the_plain_connection_pool(recorder):
     with pytest.raises(RefusedEndpointError):
         RemoteBackend(base_url=recorder.url, guard=Guard()).get_endpoint_info()
     assert len(recorder.requests) == 1
+
+
+def test_check_connection_shows_the_refusal(recorder, monkeypatch):
+    from components.connection import REMOTE, Connection, check
+
+    monkeypatch.setattr(netguard, "_PUBLIC", Guard())
+    text = check(Connection(REMOTE, recorder.url, token=SECRET), local=None)
+    assert text.startswith("🔴") and "loopback address" in text and netguard.ALLOWED_ENV in text
+    assert recorder.requests == []
