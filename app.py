@@ -32,6 +32,9 @@ from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
 from backends.tasks import TASKS  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
+from components.connection import DefaultEndpoint  # noqa: E402
+
+DEFAULT_TOKEN_ENV = "PLAYGROUND_DEFAULT_TOKEN"
 
 ENVIRONMENT = """\
 environment variables (each flag's default):
@@ -49,6 +52,11 @@ environment variables (each flag's default):
   PLAYGROUND_PUBLIC     --public (1) / --no-public (0)
   PLAYGROUND_ALLOWED_ENDPOINTS  in public mode, comma-separated hosts or URL prefixes
                         that visitors may reach although they are private/loopback/link-local
+  PLAYGROUND_DEFAULT_ENDPOINT  --default-endpoint
+  PLAYGROUND_DEFAULT_MODEL     --default-model
+  PLAYGROUND_DEFAULT_TOKEN     the default endpoint's token (no flag: flags show up in
+                        `ps`); sent to that endpoint only, never shown to visitors
+  PLAYGROUND_NO_LOCAL_MODEL    --no-local-model (1)
   SPACE_ID              set by Hugging Face Spaces: turns public mode on (unless --no-public)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
@@ -161,7 +169,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "link-local addresses (PLAYGROUND_ALLOWED_ENDPOINTS opens some). Default: on when "
         "SPACE_ID is set or --host is not a loopback address",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--default-endpoint",
+        metavar="URL",
+        default=_env("PLAYGROUND_DEFAULT_ENDPOINT"),
+        help="a TGI, vLLM, Inference Endpoint or other OpenAI-compatible server (a `/v1` "
+        "base) that Chat and Text generation start on instead of the local model; its token "
+        f"comes from {DEFAULT_TOKEN_ENV} only. In public mode this URL is let through the "
+        "guard even on a private network (visitors' URLs are still checked)",
+    )
+    parser.add_argument(
+        "--default-model",
+        metavar="NAME",
+        default=_env("PLAYGROUND_DEFAULT_MODEL"),
+        help="model name sent to an OpenAI-compatible --default-endpoint (`…/v1`)",
+    )
+    parser.add_argument(
+        "--local-model",
+        action=argparse.BooleanOptionalAction,
+        default=not _flag(_env("PLAYGROUND_NO_LOCAL_MODEL")),
+        help="--no-local-model: load no local model (needs --default-endpoint): the app "
+        "starts in seconds, the local API /api is not served (default: load it)",
+    )
+    args = parser.parse_args(argv)
+    if args.default_endpoint and not args.default_endpoint.startswith(("http://", "https://")):
+        parser.error(f"--default-endpoint must start with http:// or https:// "
+                     f"(got {args.default_endpoint!r})")  # fmt: skip
+    if not args.local_model and not args.default_endpoint:
+        parser.error("--no-local-model needs --default-endpoint (or PLAYGROUND_DEFAULT_ENDPOINT)")
+    return args
+
+
+def default_endpoint(
+    args: argparse.Namespace, environ: dict[str, str] | None = None
+) -> DefaultEndpoint | None:
+    """The operator's endpoint from the flags, with its token from the environment only."""
+    environ = os.environ if environ is None else environ
+    if not args.default_endpoint:
+        return None
+    return DefaultEndpoint(
+        args.default_endpoint.strip(),
+        model=(args.default_model or "").strip(),
+        token=environ.get(DEFAULT_TOKEN_ENV, "").strip(),
+        local_model=args.local_model,
+    )
 
 
 def _flag(value: str | None) -> bool | None:
@@ -209,6 +260,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     elif os.environ.get("SPACE_ID") or not is_loopback(args.host):
         logging.warning("Public mode is off (--no-public): visitors can reach this network.")
+    default = default_endpoint(args)
+    if default is not None:
+        logging.info(
+            "Default endpoint: %s%s (%s); Chat and Text generation start on it.",
+            default.url,
+            f", model {default.model}" if default.model else "",
+            f"token from {DEFAULT_TOKEN_ENV}" if default.token else "no token",
+        )
+    if not args.local_model:
+        logging.info("No local model (--no-local-model): none is loaded.")
+        serve(args, default.backend(), public=public, default=default, local_model=False)
+        return
     backend = LocalBackend(
         args.model,
         device=args.device,
@@ -229,11 +292,25 @@ def main(argv: list[str] | None = None) -> None:
             logging.critical("%s", exc.user_message())
             sys.exit(f"--engine llama.cpp cannot run here: {exc.user_message()}")
     backend.start()
+    serve(args, backend, public=public, default=default, local_model=True)
+
+
+def serve(
+    args: argparse.Namespace,
+    backend,
+    *,
+    public: bool,
+    default: DefaultEndpoint | None,
+    local_model: bool,
+) -> None:
+    """Mount the local API (when there is a local model) and the UI, and serve them."""
     app = FastAPI(
         title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
     serve_api = bool(args.api_key) or is_loopback(args.host)
-    if serve_api:
+    if not local_model:
+        logging.info("Local API not mounted: no local model (--no-local-model).")
+    elif serve_api:
         mount_api(app, backend, api_key=args.api_key, metrics=backend.metrics, public=public)
         logging.info(
             "Local API (TGI + OpenAI compatible) at http://%s:%d/api", args.host, args.port
@@ -245,7 +322,11 @@ def main(argv: list[str] | None = None) -> None:
             args.host,
         )
     demo = build_ui(
-        backend, providers=PROVIDERS, api_key_required=bool(args.api_key), public=public
+        backend,
+        providers=PROVIDERS,
+        api_key_required=bool(args.api_key),
+        public=public,
+        default_endpoint=default,
     )
     demo.queue(default_concurrency_limit=1)
     gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)

@@ -8,6 +8,7 @@ from backends import Backend
 from backends.tasks import GROUPS
 from components import chat, tasks, text_generation
 from components.common import render_status
+from components.connection import DefaultEndpoint, configure_default
 
 TITLE = "Inference Playground"
 # The task tabs, after Chat and Text generation (one per group of backends.tasks).
@@ -37,11 +38,15 @@ def build_ui(
     providers: list[str] | None = None,
     api_key_required: bool = False,
     public: bool = False,
+    default_endpoint: DefaultEndpoint | None = None,
 ) -> gr.Blocks:
     """The whole app around the local ``backend``; each tab can switch to a remote endpoint
     (``providers``: the choices for Hub model ids). Generation jobs are not limited in
     Gradio (``GENERATION_CONCURRENCY``): the local engine admits and queues its own.
-    ``public``: public mode (a line under the title says which mode runs)."""
+    ``public``: public mode (a line under the title says which mode runs).
+    ``default_endpoint``: the operator's endpoint, where Chat and Text generation start
+    (``backend`` is then that endpoint's backend when no local model is loaded)."""
+    configure_default(default_endpoint)
     options = dict(providers=providers or ["auto"], api_key_required=api_key_required)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## 🧪 {TITLE}")

@@ -11,11 +11,72 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from backends import Backend, create_backend
+from backends import Backend, create_backend, netguard
 from backends.errors import BackendError, InputValidationError
 
 LOCAL = "Local model"
 REMOTE = "Remote endpoint"
+DEFAULT = "Default endpoint"  # the operator's endpoint (``--default-endpoint``)
+
+
+@dataclass(frozen=True)
+class DefaultEndpoint:
+    """The operator's endpoint (``--default-endpoint``): where tabs start. ``token`` is the
+    operator's (``PLAYGROUND_DEFAULT_TOKEN``): sent to ``url`` only, never shown to visitors
+    (it stays on the server: no session state, no page config, no snippet holds it).
+    ``local_model``: whether the bundled local model is served beside it."""
+
+    url: str
+    model: str = ""
+    token: str = field(default="", repr=False)
+    local_model: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{DEFAULT}: {self.url}" + (f" (model {self.model})" if self.model else "")
+
+    def guard(self) -> netguard.Guard | None:
+        """Public mode's guard, with this URL's prefix let through: the operator chose it,
+        even on a private network. A visitor's typed URL still meets the plain guard."""
+        public = netguard.public_guard()
+        if public is None:
+            return None
+        prefix = self.url.rstrip("/").removesuffix("/v1")  # /health and /info live above /v1
+        return netguard.Guard(
+            (*public.allowed, prefix), resolver=public.resolver, classifier=public.classifier
+        )
+
+    def backend(self) -> Backend:
+        return create_backend(
+            "remote",
+            model=self.model or None,
+            base_url=self.url,
+            token=self.token or None,
+            guard=self.guard(),
+        )
+
+
+_DEFAULT: DefaultEndpoint | None = None
+
+
+def configure_default(default: DefaultEndpoint | None) -> None:
+    """Set (or clear) the operator's default endpoint for this process (``build_ui``)."""
+    global _DEFAULT
+    _DEFAULT = default
+
+
+def default_endpoint() -> DefaultEndpoint | None:
+    return _DEFAULT
+
+
+def initial_mode(*, offer_default: bool = True) -> str:
+    """The mode a panel starts in: the default endpoint when there is one (and the tab
+    offers it), else the local model, else (``--no-local-model``) a remote endpoint."""
+    if _DEFAULT is not None and offer_default:
+        return DEFAULT
+    if _DEFAULT is not None and not _DEFAULT.local_model:
+        return REMOTE
+    return LOCAL
 
 
 @dataclass(frozen=True)
@@ -35,6 +96,8 @@ class Connection:
     def describe(self) -> str:
         if self.mode == LOCAL:
             return "the local model"
+        if self.mode == DEFAULT:
+            return _DEFAULT.label if _DEFAULT is not None else "the default endpoint"
         if self.is_url:
             return self.endpoint + (f" (model {self.model})" if self.model else "")
         return f"{self.endpoint} via {self.provider}"
@@ -43,6 +106,12 @@ class Connection:
 def backend_for(connection: Connection | None, local: Backend) -> Backend:
     """The backend a request should use. Raises ``BackendError`` for an incomplete remote
     target, with what to fill in."""
+    if connection is not None and connection.mode == DEFAULT:
+        if _DEFAULT is None:
+            raise InputValidationError(
+                "No default endpoint is configured.", hint="Pick the local model or a remote."
+            )
+        return _DEFAULT.backend()
     if connection is None or connection.mode == LOCAL:
         return local
     endpoint = connection.endpoint.strip()
@@ -82,8 +151,14 @@ def backend_for_task(
 
 
 def api_connection(endpoint: str, provider: str, model: str, token: str) -> Connection:
-    """The Gradio API endpoints' remote arguments as a ``Connection`` (empty = local)."""
-    mode = REMOTE if endpoint and endpoint.strip() else LOCAL
+    """The Gradio API endpoints' remote arguments as a ``Connection``. Empty: the default
+    endpoint when the operator set one, else the local model; ``"local"``: the local model."""
+    endpoint = (endpoint or "").strip()
+    if endpoint.lower() == "local":
+        return Connection(LOCAL)
+    if not endpoint:
+        return Connection(DEFAULT if _DEFAULT is not None else LOCAL)
+    mode = REMOTE
     return Connection(mode, endpoint or "", provider or "auto", model or "", token or "")
 
 
@@ -123,6 +198,31 @@ def render(local: Backend, providers: list[str]) -> gr.State:
     return render_panel(local, providers).state
 
 
+def mode_choices(*, offer_default: bool = True) -> list[tuple[str, str]]:
+    """The panel's radio: (label, mode). The local model is absent when not loaded."""
+    choices = []
+    if _DEFAULT is not None and offer_default:
+        choices.append((_DEFAULT.label, DEFAULT))
+    if _DEFAULT is None or _DEFAULT.local_model:
+        choices.append((LOCAL, LOCAL))
+    choices.append((REMOTE, REMOTE))
+    return choices
+
+
+def panel_note(*, offer_default: bool = True) -> str:
+    """A line under the radio when the operator changed the choices (else empty)."""
+    if _DEFAULT is None:
+        return ""
+    notes = []
+    if offer_default:
+        notes.append(
+            f"Requests go to the operator's endpoint `{_DEFAULT.url}` unless you pick another."
+        )
+    if not _DEFAULT.local_model:
+        notes.append("The local model is not loaded on this server (`--no-local-model`).")
+    return " ".join(notes)
+
+
 @dataclass(frozen=True)
 class Panel:
     """A rendered connection panel: its ``state`` and its ``fields``, whose values, in
@@ -133,12 +233,22 @@ class Panel:
     fields: list[gr.components.Component]
 
 
-def render_panel(local: Backend, providers: list[str]) -> Panel:
-    """Like ``render``, also returning the fields (see ``Panel``)."""
-    state = gr.State(Connection())
+def render_panel(local: Backend, providers: list[str], *, offer_default: bool = True) -> Panel:
+    """Like ``render``, also returning the fields (see ``Panel``). ``offer_default``: the
+    operator's default endpoint is a choice (and the starting one) in this panel."""
+    start = initial_mode(offer_default=offer_default)
+    state = gr.State(Connection(start))
     with gr.Accordion("Connection", open=False):
-        mode = gr.Radio([LOCAL, REMOTE], value=LOCAL, show_label=False)
-        with gr.Group(visible=False) as remote_box:
+        mode = gr.Radio(
+            mode_choices(offer_default=offer_default),
+            value=start,
+            show_label=False,
+            elem_classes=["connection-mode"],
+        )
+        note = panel_note(offer_default=offer_default)
+        if note:
+            gr.Markdown(note, elem_classes=["connection-note"])
+        with gr.Group(visible=start == REMOTE) as remote_box:
             endpoint = gr.Textbox(
                 label="Hub model id or endpoint URL",
                 placeholder="HuggingFaceTB/SmolLM2-1.7B-Instruct · http://host:8080 · "

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from backends.errors import BackendError
-from components.connection import LOCAL, Connection
+from components.connection import DEFAULT, LOCAL, Connection, default_endpoint
 from components.snippets import Target, snippets
 
 # (tab label, gr.Code language, snippets() key)
@@ -19,7 +19,14 @@ LANGUAGES = (
 
 
 def target_for(connection: Connection | None, origin: str, *, api_key_required: bool) -> Target:
-    """Where the snippet sends the request: this app's local API, a URL or a Hub model."""
+    """Where the snippet sends the request: this app's local API, a URL or a Hub model.
+    The operator's default endpoint is a URL whose token, if any, the snippet reads from
+    an environment variable (the operator's token is never shown)."""
+    default = default_endpoint()
+    if connection is not None and connection.mode == DEFAULT and default is not None:
+        return Target(
+            "url", model=default.model or None, base_url=default.url, has_token=bool(default.token)
+        )
     if connection is None or connection.mode == LOCAL:
         return Target("local", base_url=f"{origin}/api", has_token=api_key_required)
     if connection.is_url:

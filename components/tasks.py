@@ -28,7 +28,7 @@ from backends.tasks import Group, TaskSpec, tasks_in
 from components import connection as connection_panel
 from components import render_media, renderers
 from components.common import show_error, to_gradio_error
-from components.connection import LOCAL, Connection, backend_for_task
+from components.connection import LOCAL, Connection, backend_for_task, initial_mode
 from components.renderers import Labelled
 from components.task_inputs import collect_inputs, collect_parameters, load_csv
 from components.task_widgets import (
@@ -106,7 +106,7 @@ REMOTE_MODEL_LABEL = "Hub model id"
 def target_note(spec: TaskSpec, connection: Connection | None, local: Backend) -> str:
     """Markdown above a task: where Run sends the request, and plainly when the local
     backend has no model for this task (with the way out: Remote and its model)."""
-    connection = connection or Connection()
+    connection = connection or Connection(initial_mode(offer_default=False))
     recommended = default_task_model(spec.name)
     if connection.mode == LOCAL:
         known, model, description = local_model_info(local, spec.name)
@@ -128,7 +128,7 @@ def target_note(spec: TaskSpec, connection: Connection | None, local: Backend) -
 def model_field(spec: TaskSpec, connection: Connection | None, local: Backend) -> dict:
     """The *Model* textbox's label and placeholder for the current mode: what an empty
     field means."""
-    connection = connection or Connection()
+    connection = connection or Connection(initial_mode(offer_default=False))
     if connection.mode == LOCAL:
         _, model, _ = local_model_info(local, spec.name)
         hint = "empty: the bundled model" if model else "a model directory, or a cached Hub id"
@@ -284,7 +284,9 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
 def render_group(group: Group, backend: Backend, *, providers: list[str]) -> None:
     """One top-level tab (call inside a ``gr.Tab``): a Connection panel shared by the
     group's tasks, then one inner tab per task (``elem_id`` ``task-<name>``)."""
-    panel = connection_panel.render_panel(backend, providers)
+    # The operator's default endpoint (a TGI/vLLM/OpenAI-compatible server) serves text
+    # generation only: task tabs keep the local model, or Hub models without one.
+    panel = connection_panel.render_panel(backend, providers, offer_default=False)
     specs = tasks_in(group)
     targets: list[gr.components.Component] = []
     with gr.Tabs(overflow_behavior="wrap", elem_id=f"{group}-tasks"):

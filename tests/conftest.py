@@ -149,6 +149,10 @@ _SHELL_SETTINGS = (
     "PLAYGROUND_MAX_BATCH_TOKENS",
     "PLAYGROUND_TASK_MODELS",
     "PLAYGROUND_ENGINE",
+    "PLAYGROUND_DEFAULT_ENDPOINT",
+    "PLAYGROUND_DEFAULT_MODEL",
+    "PLAYGROUND_DEFAULT_TOKEN",
+    "PLAYGROUND_NO_LOCAL_MODEL",
 )
 # The server and browser tiers test the default transformers engine (batching, every TGI
 # parameter) unless a test asks for another: `auto` would pick llama.cpp where it is
