@@ -53,6 +53,7 @@ class DefaultEndpoint:
             base_url=self.url,
             token=self.token or None,
             guard=self.guard(),
+            token_owner="the operator's",
         )
 
 

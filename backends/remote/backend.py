@@ -93,6 +93,8 @@ class RemoteBackend:
         guard: Public mode's ``netguard.Guard``: every request (and redirect hop) to an
             address inside this network is refused with ``InputValidationError``. Default:
             the process's (``netguard.public_guard()``, ``None`` outside public mode).
+        token_owner: Whose token ``status`` says is used ("your", or "the operator's" for
+            the default endpoint).
 
     Raises:
         InputValidationError: No target, a malformed URL, or an unknown provider.
@@ -111,6 +113,7 @@ class RemoteBackend:
         load_wait: float = 120.0,
         on_progress: Callable[[str], None] | None = None,
         guard: netguard.Guard | None | Literal["public"] = "public",
+        token_owner: str = "your",
     ) -> None:
         if base_url is None and model and model.startswith(("http://", "https://")):
             base_url, model = model, None
@@ -144,6 +147,7 @@ class RemoteBackend:
         self.openai_compatible = base_url is not None and base_url.endswith("/v1")
         self.target = base_url or f"{model} on {provider}"
         self._token = SecretStr(token) if token else None
+        self._token_owner = token_owner
         self._loading_note: str | None = None
 
     def __repr__(self) -> str:
@@ -265,7 +269,7 @@ class RemoteBackend:
             return BackendStatus("ready", f"{self.model} via {self.provider}, with {auth}")
         kind = "OpenAI-compatible API" if self.openai_compatible else "Endpoint"
         model = f", model {self.model}" if self.model else ""
-        auth = "your token" if self._token else "no token"
+        auth = f"{self._token_owner} token" if self._token else "no token"
         return BackendStatus("ready", f"{kind} {self.base_url}{model}, with {auth}")
 
     def _get(self, route: str) -> httpx2.Response:

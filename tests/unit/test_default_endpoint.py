@@ -92,6 +92,7 @@ def test_tabs_start_on_the_default_endpoint_and_the_api_uses_it():
     assert conn.api_connection("local", "auto", "", "").mode == conn.LOCAL
     backend = conn.backend_for(conn.Connection(conn.DEFAULT), UIBackend())
     assert backend.base_url == URL and backend._token.get_secret_value() == TOKEN
+    assert "the operator's token" in backend.status().message
     # Task tabs keep the local model (TGI/vLLM serve text generation only).
     assert conn.initial_mode(offer_default=False) == conn.LOCAL
 
