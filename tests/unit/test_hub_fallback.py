@@ -186,8 +186,11 @@ def test_local_backend_downloads_then_serves_the_default(
         status = backend.status()
         assert status.state == "ready", status.message
         assert status.message.startswith(DEFAULT_HUB_MODEL)
+        # Logged by LocalBackend._progress, which is also what sets the page's banner.
         assert any(
-            r.getMessage().startswith(f"Downloading {DEFAULT_HUB_MODEL} from the mirror… ")
+            r.name == "backends.local.backend"
+            and r.getMessage().startswith(f"Downloading {DEFAULT_HUB_MODEL} from the mirror… ")
+            and r.getMessage().endswith(" MB")
             for r in caplog.records
         )
     finally:
