@@ -40,3 +40,17 @@ def test_one_request_alone_always_runs_however_large():
 )
 def test_a_request_reserves_what_fits_the_context(prompt, new, context, expected):
     assert reserved_tokens(prompt, new, context) == expected
+
+
+def test_waiting_requests_are_read_only_up_to_the_first_that_waits():
+    # The engine passes a generator (reserving tokens costs per request): a full batch
+    # must not walk the whole queue at every step.
+    read: list[int] = []
+
+    def reserves():
+        for needs in [10, 10, 10, 10]:
+            read.append(needs)
+            yield needs
+
+    assert admit(reserves(), [10, 10, 10], size=4) == 1
+    assert len(read) == 2  # the one admitted, and the first that did not fit

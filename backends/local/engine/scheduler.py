@@ -9,17 +9,18 @@ one request alone always runs, however large.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 def admit_count(
-    waiting: Sequence[int],
+    waiting: Iterable[int],
     running: Sequence[int],
     *,
     max_batch_size: int,
     max_batch_tokens: int,
 ) -> int:
-    """How many of ``waiting`` (their reserved tokens, oldest first) join a batch whose
+    """How many of ``waiting`` (their reserved tokens, oldest first; read lazily, only as
+    far as the first that does not join) join a batch whose
     members reserve ``running``: as many from the front as keep the batch within
     ``max_batch_size`` rows and ``max_batch_tokens`` reserved tokens."""
     rows, tokens, admitted = len(running), sum(running), 0

@@ -157,7 +157,7 @@ class TransformersEngine:
 
         def count(waiting: list[Request]) -> int:
             return admit_count(
-                [self._reserve(r) for r in waiting],
+                (self._reserve(r) for r in waiting),  # lazy: most steps admit none
                 running,
                 max_batch_size=self.max_batch_size,
                 max_batch_tokens=self.max_batch_tokens,
