@@ -25,14 +25,15 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from api import mount_api  # noqa: E402
-from backends import netguard  # noqa: E402
-from backends.errors import UnavailableError  # noqa: E402
+from backends import fairness, netguard  # noqa: E402
+from backends.errors import InputValidationError, UnavailableError  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
 from backends.tasks import TASKS  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
 from components.connection import DefaultEndpoint  # noqa: E402
+from components.visitors import Visitors  # noqa: E402
 
 DEFAULT_TOKEN_ENV = "PLAYGROUND_DEFAULT_TOKEN"
 
@@ -57,7 +58,14 @@ environment variables (each flag's default):
   PLAYGROUND_DEFAULT_TOKEN     the default endpoint's token (no flag: flags show up in
                         `ps`); sent to that endpoint only, never shown to visitors
   PLAYGROUND_NO_LOCAL_MODEL    --no-local-model (1)
+  PLAYGROUND_MAX_PER_SESSION   --max-per-session
+  PLAYGROUND_MAX_PER_ADDRESS   --max-per-address
+  PLAYGROUND_API_RATE_LIMIT    --api-rate-limit
+  PLAYGROUND_TRUST_FORWARDED   --trust-forwarded (1) / --no-trust-forwarded (0)
+  PLAYGROUND_OAUTH      --oauth (1) / --no-oauth (0)
   SPACE_ID              set by Hugging Face Spaces: turns public mode on (unless --no-public)
+                        and trusts X-Forwarded-For (the Space's proxy sets it)
+  OAUTH_CLIENT_ID       set by a Space with `hf_oauth: true`: turns Sign in with HF on
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
 
@@ -192,7 +200,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--no-local-model: load no local model (needs --default-endpoint): the app "
         "starts in seconds, the local API /api is not served (default: load it)",
     )
+    parser.add_argument(
+        "--max-per-session",
+        type=_bound,
+        metavar="N",
+        default=_env("PLAYGROUND_MAX_PER_SESSION"),
+        help="generations one browser session may run at once; 0 = no bound (default: "
+        f"{fairness.PUBLIC_PER_SESSION} in public mode, no bound otherwise)",
+    )
+    parser.add_argument(
+        "--max-per-address",
+        type=_bound,
+        metavar="N",
+        default=_env("PLAYGROUND_MAX_PER_ADDRESS"),
+        help="generations one client address may run at once (UI and API); 0 = no bound "
+        f"(default: {fairness.PUBLIC_PER_ADDRESS} in public mode, no bound otherwise)",
+    )
+    parser.add_argument(
+        "--api-rate-limit",
+        metavar="RATE",
+        default=_env("PLAYGROUND_API_RATE_LIMIT"),
+        help='requests per API key (or client address) on the local API, e.g. "60/minute"; '
+        f'"off" = none; past it 429 overloaded (default: {fairness.PUBLIC_API_RATE} in '
+        "public mode, none otherwise)",
+    )
+    parser.add_argument(
+        "--trust-forwarded",
+        action=argparse.BooleanOptionalAction,
+        default=_flag(_env("PLAYGROUND_TRUST_FORWARDED")),
+        help="take a visitor's address from X-Forwarded-For (only behind a proxy that sets "
+        "it; default: on when SPACE_ID is set)",
+    )
+    parser.add_argument(
+        "--oauth",
+        action=argparse.BooleanOptionalAction,
+        default=_flag(_env("PLAYGROUND_OAUTH")),
+        help="show Sign in with Hugging Face; a signed-in visitor's token is used for their "
+        "Hub requests. Default: on when OAUTH_CLIENT_ID is set (a Space with `hf_oauth: "
+        "true`). Off a Space, Gradio signs in with this machine's own HF login (for trying it)",
+    )
     args = parser.parse_args(argv)
+    rate = (args.api_rate_limit or "off").strip().lower()
+    if rate not in ("off", "0", ""):
+        try:
+            fairness.RateLimit(rate)
+        except InputValidationError as exc:
+            parser.error(f"--api-rate-limit: {exc.user_message()}")
     if args.default_endpoint and not args.default_endpoint.startswith(("http://", "https://")):
         parser.error(f"--default-endpoint must start with http:// or https:// "
                      f"(got {args.default_endpoint!r})")  # fmt: skip
@@ -214,6 +267,52 @@ def default_endpoint(
         token=environ.get(DEFAULT_TOKEN_ENV, "").strip(),
         local_model=args.local_model,
     )
+
+
+def _bound(value: str) -> int | None:
+    """A per-visitor bound: a count, 0 = none."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (got {value!r})") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (no bound) or more (got {count})")
+    return count
+
+
+def build_fairness(
+    args: argparse.Namespace, public: bool, environ: dict[str, str] | None = None
+) -> fairness.Fairness:
+    """The per-visitor bounds: the flags, else public mode's defaults, else none."""
+    environ = os.environ if environ is None else environ
+
+    def pick(value: int | None, public_default: int) -> int | None:
+        if value is None:
+            value = public_default if public else 0
+        return value or None
+
+    rate = args.api_rate_limit
+    if rate is None:
+        rate = fairness.PUBLIC_API_RATE if public else "off"
+    trust = args.trust_forwarded
+    if trust is None:
+        trust = bool(environ.get("SPACE_ID"))
+    return fairness.Fairness(
+        fairness.ConcurrencyLimits(
+            pick(args.max_per_session, fairness.PUBLIC_PER_SESSION),
+            pick(args.max_per_address, fairness.PUBLIC_PER_ADDRESS),
+        ),
+        api_rate=None if rate.strip().lower() in ("off", "0", "") else fairness.RateLimit(rate),
+        trust_forwarded=trust,
+    )
+
+
+def oauth_enabled(args: argparse.Namespace, environ: dict[str, str] | None = None) -> bool:
+    """Sign in with HF: ``--oauth``/``--no-oauth``, else on a Space with ``hf_oauth``."""
+    environ = os.environ if environ is None else environ
+    if args.oauth is not None:
+        return args.oauth
+    return bool(environ.get("OAUTH_CLIENT_ID"))
 
 
 def _flag(value: str | None) -> bool | None:
@@ -309,10 +408,23 @@ def serve(
         title="Inference Playground", docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
     serve_api = bool(args.api_key) or is_loopback(args.host)
+    visitors = Visitors(build_fairness(args, public), oauth=oauth_enabled(args))
+    if visitors.fairness.describe():
+        logging.info("Per-visitor limits: %s.", visitors.fairness.describe())
+    if visitors.oauth:
+        logging.info("Sign in with Hugging Face is on: a signed-in visitor's token is used "
+                     "for their Hugging Face requests.")  # fmt: skip
     if not local_model:
         logging.info("Local API not mounted: no local model (--no-local-model).")
     elif serve_api:
-        mount_api(app, backend, api_key=args.api_key, metrics=backend.metrics, public=public)
+        mount_api(
+            app,
+            backend,
+            api_key=args.api_key,
+            metrics=backend.metrics,
+            public=public,
+            fairness=visitors.fairness,
+        )
         logging.info(
             "Local API (TGI + OpenAI compatible) at http://%s:%d/api", args.host, args.port
         )
@@ -328,6 +440,7 @@ def serve(
         api_key_required=bool(args.api_key),
         public=public,
         default_endpoint=default,
+        visitors=visitors,
     )
     demo.queue(default_concurrency_limit=1)
     gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)

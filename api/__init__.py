@@ -16,7 +16,8 @@ Mounted by app.py under ``/api`` on the same server as the UI (``mount_api``):
 Bodies are ``api.models``; routes ``api.tgi`` and ``api.openai``; errors (TGI's
 ``{"error", "error_type"}``) ``api.errors``; the API key ``api.auth``. Admission is the
 backend's: past its bound (the local engine's ``--max-concurrent-requests``) it raises
-``OverloadedError``, answered 429 ``overloaded``.
+``OverloadedError``, answered 429 ``overloaded``; so are a visitor's requests past the
+per-address and rate bounds (``api.limits``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from fastapi.responses import Response
 
 from api.auth import require_key
 from api.errors import add_error_handlers
+from api.limits import FairnessMiddleware
 from api.metrics import metrics_routes
 from api.openai import openai_routes
 from api.tgi import tgi_routes
 from backends import Backend
 from backends.errors import UnavailableError
+from backends.fairness import NO_LIMITS, Fairness
 
 PREFIX = "/api"
 
@@ -73,7 +76,11 @@ def mount_api(
     api_key: str | None = None,
     metrics: Callable[[], dict[str, Any]] | None = None,
     public: bool = False,
+    fairness: Fairness = NO_LIMITS,
 ) -> None:
-    """Add the API's routes and error handlers to ``app`` (before the UI is mounted at ``/``)."""
+    """Add the API's routes and error handlers to ``app`` (before the UI is mounted at ``/``);
+    ``fairness``: per-visitor bounds on its routes that generate (``api.limits``)."""
     add_error_handlers(app)
+    if fairness.limits.active or fairness.api_rate is not None:
+        app.add_middleware(FairnessMiddleware, fairness=fairness, prefix=PREFIX, api_key=api_key)
     app.include_router(create_api(backend, api_key=api_key, metrics=metrics, public=public))

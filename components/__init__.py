@@ -9,6 +9,7 @@ from backends.tasks import GROUPS
 from components import chat, tasks, text_generation
 from components.common import render_status
 from components.connection import DefaultEndpoint, configure_default
+from components.visitors import Visitors
 
 TITLE = "Inference Playground"
 # The task tabs, after Chat and Text generation (one per group of backends.tasks).
@@ -22,14 +23,17 @@ CSS = """
 """
 
 
-def mode_line(public: bool) -> str:
-    """The line under the title that says which mode runs."""
+def mode_line(public: bool, visitors: Visitors | None = None) -> str:
+    """The line under the title that says which mode runs (and the per-visitor bounds)."""
     if public:
-        return (
+        line = (
             "🔒 **Public mode** — endpoint URLs that resolve to loopback, private or "
             "link-local addresses are refused."
         )
-    return "🏠 **Local mode** — endpoint URLs may point at this machine and its network."
+    else:
+        line = "🏠 **Local mode** — endpoint URLs may point at this machine and its network."
+    bounds = visitors.fairness.describe() if visitors is not None else ""
+    return f"{line} Limits: {bounds}." if bounds else line
 
 
 def build_ui(
@@ -39,18 +43,27 @@ def build_ui(
     api_key_required: bool = False,
     public: bool = False,
     default_endpoint: DefaultEndpoint | None = None,
+    visitors: Visitors | None = None,
 ) -> gr.Blocks:
     """The whole app around the local ``backend``; each tab can switch to a remote endpoint
     (``providers``: the choices for Hub model ids). Generation jobs are not limited in
     Gradio (``GENERATION_CONCURRENCY``): the local engine admits and queues its own.
     ``public``: public mode (a line under the title says which mode runs).
     ``default_endpoint``: the operator's endpoint, where Chat and Text generation start
-    (``backend`` is then that endpoint's backend when no local model is loaded)."""
+    (``backend`` is then that endpoint's backend when no local model is loaded).
+    ``visitors``: per-visitor bounds, and Sign in with Hugging Face when ``visitors.oauth``
+    (a signed-in visitor's token is used for their Hugging Face requests)."""
     configure_default(default_endpoint)
-    options = dict(providers=providers or ["auto"], api_key_required=api_key_required)
+    visitors = visitors or Visitors()
+    options = dict(
+        providers=providers or ["auto"], api_key_required=api_key_required, visitors=visitors
+    )
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(f"## 🧪 {TITLE}")
-        gr.Markdown(mode_line(public), elem_id="mode-line")
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"## 🧪 {TITLE}")
+            if visitors.oauth:
+                gr.LoginButton("Sign in with Hugging Face", size="sm", scale=0, min_width=240)
+        gr.Markdown(mode_line(public, visitors), elem_id="mode-line")
         render_status(backend)
         with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
             chat.render(backend, **options)

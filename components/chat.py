@@ -29,8 +29,9 @@ from components.common import (
     wire_presets,
     with_ticks,
 )
-from components.connection import api_connection, backend_for
+from components.connection import api_connection, backend_for, signed_in
 from components.forms import ChatForm
+from components.visitors import Visitors
 from presets import DEFAULT_PRESET, examples, presets
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -102,7 +103,7 @@ def run(
     reply, usage, finish = "", None, None
     for chunk in with_ticks(chunks):
         if chunk is TICK:
-            yield reply, waiting_line(backend, stats.started)
+            yield reply, waiting_line(backend, stats.started, chunks)
             continue
         if chunk.choices:
             delta = chunk.choices[0].delta.content or ""
@@ -172,9 +173,12 @@ def render(
     *,
     providers: list[str],
     api_key_required: bool = False,
+    visitors: Visitors | None = None,
 ) -> None:
     """The chat tab's widgets and events (call inside a ``gr.Tab``). ``local`` answers
-    unless the tab's connection panel points at a remote endpoint."""
+    unless the tab's connection panel points at a remote endpoint; ``visitors``: the
+    per-visitor bounds and sign-in."""
+    visitors = visitors or Visitors()
     preset_table = presets()
     default = preset_table[DEFAULT_PRESET]
     with gr.Row():
@@ -276,7 +280,7 @@ def render(
             api_key_required=api_key_required,
         )
 
-    def respond(history, conn, system, *values):
+    def respond(request: gr.Request, oauth: gr.OAuthToken | None, history, conn, system, *values):
         """Stream the assistant's answer to the last user message into the chat."""
         history = list(history or [])
         if not history or history[-1].get("role") != "user":
@@ -285,12 +289,16 @@ def render(
             yield gr.update(), gr.update()
             return
         try:
-            backend = backend_for(conn, local)
-            notice = loading_notice(backend)
-            yield (history + [{"role": "assistant", "content": notice}] if notice else history), ""
-            messages = to_messages(history, system or "")
-            for reply, line in run(backend, messages, read_form(*values)):
-                yield history + [{"role": "assistant", "content": reply}], line
+            backend = backend_for(signed_in(conn, oauth), local)
+            with visitors.hold(request):
+                notice = loading_notice(backend)
+                yield (
+                    (history + [{"role": "assistant", "content": notice}] if notice else history),
+                    "",
+                )
+                messages = to_messages(history, system or "")
+                for reply, line in run(backend, messages, read_form(*values)):
+                    yield history + [{"role": "assistant", "content": reply}], line
         except BackendError as exc:
             show_error(exc)
             yield gr.update(), gr.update()  # the chat (and any partial reply) stays
@@ -325,6 +333,8 @@ def render(
     chatbot.clear(lambda: "", outputs=stats, cancels=events, queue=False, **hidden)
 
     def chat(
+        request: gr.Request,
+        oauth: gr.OAuthToken | None,
         message: str,
         history: list[dict] | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
@@ -348,7 +358,8 @@ def render(
             [*(history or []), {"role": "user", "content": message}], system_prompt
         )
         try:
-            backend = backend_for(api_connection(endpoint, provider, model, token), local)
+            connection = signed_in(api_connection(endpoint, provider, model, token), oauth)
+            backend = backend_for(connection, local)
             form = ChatForm(
                 max_tokens=max_tokens,
                 temperature=temperature,
@@ -356,8 +367,9 @@ def render(
                 seed=seed,
                 stop=stop or None,
             )
-            for reply, _ in run(backend, messages, form):
-                yield reply
+            with visitors.hold(request):
+                for reply, _ in run(backend, messages, form):
+                    yield reply
         except BackendError as exc:
             raise to_gradio_error(exc) from None
 

@@ -135,12 +135,21 @@ def with_ticks(items: Iterable, interval: float = 1.0) -> Iterator:
         wanted.put(False)
 
 
-def waiting_line(backend: Backend, started: float) -> str:
-    """The stats line while waiting for a token: why, and for how long."""
+def waiting_line(backend: Backend, started: float, stream: object = None) -> str:
+    """The stats line while waiting for a token: why, and for how long. A local
+    ``stream`` says its place in the engine's queue and a wait estimate."""
     status = backend.status()
     waited = f"{time.perf_counter() - started:.0f} s"
     if status.state == "loading":
         return f"⏳ {status.message} (waited {waited})"
+    place = stream.waiting() if callable(getattr(stream, "waiting", None)) else None
+    if place is not None:
+        position, seconds = place
+        estimate = f", about {seconds:.0f} s to go" if seconds is not None else ""
+        return (
+            f"⏳ In the local model's queue: position {position}{estimate} "
+            f"(waited {waited}; others' requests are running)"
+        )
     return f"⏳ waiting for the first token… ({waited})"
 
 

@@ -7,9 +7,12 @@ and only sent to the endpoint that user typed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import gradio as gr
+from huggingface_hub import constants as hub_constants
 
 from backends import Backend, create_backend, netguard
 from backends.errors import BackendError, InputValidationError
@@ -89,10 +92,22 @@ class Connection:
     provider: str = "auto"
     model: str = ""  # model name sent to an OpenAI-compatible URL (`…/v1`)
     token: str = field(default="", repr=False)  # never printed, even in a debug log
+    # A signed-in visitor's Hugging Face token (``visitors.signed_in``), set per request.
+    oauth_token: str = field(default="", repr=False)
 
     @property
     def is_url(self) -> bool:
         return self.endpoint.startswith(("http://", "https://"))
+
+    def request_token(self) -> str | None:
+        """The token this target's requests carry: the typed one, else the visitor's
+        Hugging Face sign-in for a Hugging Face target (never for another host), else none."""
+        typed = self.token.strip()
+        if typed:
+            return typed
+        if self.oauth_token and (not self.is_url or hf_target(self.endpoint.strip())):
+            return self.oauth_token
+        return None
 
     def describe(self) -> str:
         if self.mode == LOCAL:
@@ -102,6 +117,33 @@ class Connection:
         if self.is_url:
             return self.endpoint + (f" (model {self.model})" if self.model else "")
         return f"{self.endpoint} via {self.provider}"
+
+
+def signed_in(connection: Connection | None, oauth: gr.OAuthToken | None) -> Connection | None:
+    """``connection`` carrying the visitor's OAuth token (``gr.OAuthToken``, filled in by
+    Gradio from their sign-in) for this request only; used where no token was typed, and
+    only for Hugging Face targets (``Connection.request_token``)."""
+    if connection is None or oauth is None or not oauth.token:
+        return connection
+    return dataclasses.replace(connection, oauth_token=oauth.token)
+
+
+# Hosts of Hugging Face's own inference services (https only): a signed-in visitor's token
+# may go there without being typed. Hub ids go to router.huggingface.co.
+HF_HOST_SUFFIXES = ("huggingface.co", "huggingface.cloud")
+
+
+def hf_target(url: str) -> bool:
+    """Whether ``url`` is a Hugging Face service: an https URL on a Hugging Face host (an
+    Inference Endpoint, the router), or the configured Hub (``HF_ENDPOINT``, same origin)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    hub = urlsplit(hub_constants.ENDPOINT)
+    if (parts.scheme, parts.netloc.lower()) == (hub.scheme, hub.netloc.lower()):
+        return True
+    return parts.scheme == "https" and any(
+        host == suffix or host.endswith("." + suffix) for suffix in HF_HOST_SUFFIXES
+    )
 
 
 def backend_for(connection: Connection | None, local: Backend) -> Backend:
@@ -122,7 +164,7 @@ def backend_for(connection: Connection | None, local: Backend) -> Backend:
             hint="Enter a Hub model id (e.g. HuggingFaceTB/SmolLM2-1.7B-Instruct) or an "
             "endpoint URL in the Connection panel, or switch back to the local model.",
         )
-    token = connection.token.strip() or None
+    token = connection.request_token()
     if connection.is_url:
         return create_backend(
             "remote", model=connection.model.strip() or None, base_url=endpoint, token=token
@@ -146,7 +188,7 @@ def backend_for_task(
             "remote",
             model=default_model,
             provider=connection.provider,
-            token=connection.token.strip() or None,
+            token=connection.request_token(),
         )
     return backend_for(connection, local)
 
@@ -170,7 +212,12 @@ def check(connection: Connection, local: Backend) -> str:
         backend = backend_for(connection, local)
         if connection.mode == REMOTE and not connection.is_url:
             # Providers publish no /health or /info: say where requests go and what is needed.
-            token = "with your token" if connection.token else "— needs a token (hf_…)"
+            if connection.token.strip():
+                token = "with your token"
+            elif connection.oauth_token:
+                token = "with your Hugging Face sign-in"
+            else:
+                token = "— needs a token (hf_…) or Sign in with Hugging Face"
             return (
                 f"🟢 **{connection.describe()}** — requests go through the Hugging Face "
                 f"router {token}. Model details are only available for endpoint URLs."
@@ -286,8 +333,12 @@ def render_panel(local: Backend, providers: list[str], *, offer_default: bool = 
         api_visibility="private",
         queue=False,
     )
+
+    def check_clicked(oauth: gr.OAuthToken | None, connection: Connection) -> str:
+        return check(signed_in(connection, oauth), local)
+
     check_btn.click(
-        lambda connection: check(connection, local),
+        check_clicked,
         state,
         result,
         api_visibility="private",

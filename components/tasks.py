@@ -28,7 +28,13 @@ from backends.tasks import Group, TaskSpec, tasks_in
 from components import connection as connection_panel
 from components import render_media, renderers
 from components.common import show_error, to_gradio_error
-from components.connection import LOCAL, Connection, backend_for_task, initial_mode
+from components.connection import (
+    LOCAL,
+    Connection,
+    backend_for_task,
+    initial_mode,
+    signed_in,
+)
 from components.renderers import Labelled
 from components.task_inputs import collect_inputs, collect_parameters, load_csv
 from components.task_widgets import (
@@ -209,9 +215,9 @@ def api_signature(handler: Callable, spec: TaskSpec) -> None:
     ]
     parameters.append(positional("model", None))
     parameters += [positional(param.name, initial_value(param)) for param in spec.params]
-    parameters += [positional("connection", None), positional("request", None)]
+    parameters += [positional(name, None) for name in ("connection", "request", "oauth")]
     handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    handler.__annotations__ = {"request": gr.Request}
+    handler.__annotations__ = {"request": gr.Request, "oauth": gr.OAuthToken | None}
 
 
 def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
@@ -251,7 +257,8 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
     n_inputs, n_params = len(inputs.values), len(params)
 
     def call(*values):
-        *values, conn, request = values
+        *values, conn, request, oauth = values
+        conn = signed_in(conn, oauth)
         input_values = values[:n_inputs]
         param_values = values[n_inputs + 1 : n_inputs + 1 + n_params]
         try:

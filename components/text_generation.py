@@ -26,10 +26,11 @@ from components.common import (
     waiting_line,
     with_ticks,
 )
-from components.connection import api_connection, backend_for
+from components.connection import api_connection, backend_for, signed_in
 from components.forms import TextGenerationForm
 from components.generation_params import NAMES, read_form, render_parameters
 from components.inspector import FINISH_REASONS, render_inspector
+from components.visitors import Visitors
 from presets import DEFAULT_PRESET, examples, presets
 
 
@@ -77,7 +78,7 @@ def run(
     yield text, "", "", ""
     for output in with_ticks(outputs):
         if output is TICK:
-            yield text, "", waiting_line(backend, stats.started), None
+            yield text, "", waiting_line(backend, stats.started, outputs), None
             continue
         if not output.token.special:
             text += output.token.text
@@ -107,9 +108,12 @@ def render(
     *,
     providers: list[str],
     api_key_required: bool = False,
+    visitors: Visitors | None = None,
 ) -> None:
     """The text-generation tab's widgets and events (call inside a ``gr.Tab``). ``local``
-    answers unless the tab's connection panel points at a remote endpoint."""
+    answers unless the tab's connection panel points at a remote endpoint; ``visitors``:
+    the per-visitor bounds and sign-in."""
+    visitors = visitors or Visitors()
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -163,14 +167,15 @@ def render(
         ]
         return checks + [gr.validate(name not in errors, errors.get(name, "")) for name in NAMES]
 
-    def generate(text, conn, *values):
+    def generate(request: gr.Request, oauth: gr.OAuthToken | None, text, conn, *values):
         try:
-            backend = backend_for(conn, local)
-            notice = loading_notice(backend)
-            if notice:
-                yield notice, "", "", gr.skip()
-            for text_so_far, reason, line, html in run(backend, text, read_form(*values)):
-                yield text_so_far, reason, line, gr.skip() if html is None else html
+            backend = backend_for(signed_in(conn, oauth), local)
+            with visitors.hold(request):
+                notice = loading_notice(backend)
+                if notice:
+                    yield notice, "", "", gr.skip()
+                for text_so_far, reason, line, html in run(backend, text, read_form(*values)):
+                    yield text_so_far, reason, line, gr.skip() if html is None else html
         except BackendError as exc:
             show_error(exc)
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # the (partial) output stays
@@ -212,6 +217,8 @@ def render(
     default = presets()[DEFAULT_PRESET]
 
     def text_generation(
+        request: gr.Request,
+        oauth: gr.OAuthToken | None,
         prompt: str,
         max_new_tokens: int = default.max_new_tokens,
         do_sample: bool = default.do_sample,
@@ -233,7 +240,8 @@ def render(
         if not prompt:
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
-            backend = backend_for(api_connection(endpoint, provider, model, token), local)
+            connection = signed_in(api_connection(endpoint, provider, model, token), oauth)
+            backend = backend_for(connection, local)
             form = TextGenerationForm(
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
@@ -245,8 +253,9 @@ def render(
                 stop=stop or None,
                 return_full_text=return_full_text,
             )
-            for text, _, _, _ in run(backend, prompt, form):
-                yield text
+            with visitors.hold(request):
+                for text, _, _, _ in run(backend, prompt, form):
+                    yield text
         except BackendError as exc:
             raise to_gradio_error(exc) from None
 

@@ -153,6 +153,12 @@ _SHELL_SETTINGS = (
     "PLAYGROUND_DEFAULT_MODEL",
     "PLAYGROUND_DEFAULT_TOKEN",
     "PLAYGROUND_NO_LOCAL_MODEL",
+    "PLAYGROUND_PUBLIC",
+    "PLAYGROUND_MAX_PER_SESSION",
+    "PLAYGROUND_MAX_PER_ADDRESS",
+    "PLAYGROUND_API_RATE_LIMIT",
+    "PLAYGROUND_TRUST_FORWARDED",
+    "PLAYGROUND_OAUTH",
 )
 # The server and browser tiers test the default transformers engine (batching, every TGI
 # parameter) unless a test asks for another: `auto` would pick llama.cpp where it is

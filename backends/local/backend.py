@@ -21,6 +21,8 @@ from backends.local.engine.select import (
 from backends.local.model import Device, LoadedModel, resolve_model
 from backends.local.outputs import (
     VERSION,
+    LocalStream,
+    QueueSpot,
     best_of_output,
     chat_output,
     chat_stream,
@@ -337,8 +339,9 @@ class LocalBackend:
         ids, sampling = text_request(loaded, prompt, params)
         prefix = prompt if params.return_full_text else ""
         if stream:
-            outputs = text_stream(engine, ids, sampling, prefix)
-            return outputs if details else (o.token.text for o in outputs)
+            spot = QueueSpot(engine)
+            outputs = text_stream(spot, ids, sampling, prefix)
+            return LocalStream(outputs if details else (o.token.text for o in outputs), spot)
         runs = [text_output(engine, ids, sampling, prefix) for _ in range(params.best_of or 1)]
         best = best_of_output(runs)
         return best if details else best.generated_text
@@ -371,7 +374,8 @@ class LocalBackend:
         checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
         loaded, engine = self._require()
         ids, sampling, tool_mode = chat_request(loaded, checked, params)
+        spot = QueueSpot(engine)
         chunks = chat_stream(
-            engine, ids, sampling, loaded.model_id, params.logprobs, tool_mode=tool_mode
+            spot, ids, sampling, loaded.model_id, params.logprobs, tool_mode=tool_mode
         )
-        return chunks if stream else chat_output(chunks, params.logprobs)
+        return LocalStream(chunks, spot) if stream else chat_output(chunks, params.logprobs)

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 from huggingface_hub import (
     ChatCompletionOutput,
@@ -46,6 +47,48 @@ from backends.local.engine.sampling import SamplingParams
 from backends.local.engine.sequence import TokenEvent
 
 VERSION = "0.1.0"
+T = TypeVar("T")
+
+
+class QueueSpot:
+    """Stands in for the engine in a stream: its ``submit`` remembers the ``TokenStream``
+    it returns, so whoever reads the stream can ask where the request waits."""
+
+    def __init__(self, engine: GenerationEngine) -> None:
+        self._engine = engine
+        self._stream: Any = None
+
+    def submit(self, ids: list[int], sampling: SamplingParams):
+        self._stream = self._engine.submit(ids, sampling)
+        return self._stream
+
+    def waiting(self) -> tuple[int, float | None] | None:
+        """``(position, seconds)`` while queued (see ``TokenStream.waiting``), else None."""
+        stream = self._stream
+        return stream.waiting() if stream is not None and hasattr(stream, "waiting") else None
+
+
+class LocalStream(Generic[T]):
+    """A local backend's stream: the outputs, plus ``waiting()`` — the request's place in
+    the engine's queue and a wait estimate while it has not started (the tabs show it)."""
+
+    def __init__(self, outputs: Iterator[T], spot: QueueSpot) -> None:
+        self._outputs = outputs
+        self._spot = spot
+
+    def __iter__(self) -> LocalStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._outputs)
+
+    def close(self) -> None:
+        close = getattr(self._outputs, "close", None)
+        if close is not None:
+            close()
+
+    def waiting(self) -> tuple[int, float | None] | None:
+        return self._spot.waiting()
 
 
 class StopHoldback:

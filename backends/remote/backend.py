@@ -39,6 +39,7 @@ from pydantic import SecretStr
 
 from backends import BackendStatus, netguard, register_backend
 from backends.errors import (
+    AuthenticationError,
     BackendError,
     GenerationError,
     IncompleteGenerationError,
@@ -173,6 +174,15 @@ class RemoteBackend:
         return kwargs
 
     def _client(self) -> InferenceClient:
+        if self.base_url is None and self._token is None and self.guard is not None:
+            # A Hub id without a token makes InferenceClient reach for this server's own
+            # token (HF_TOKEN, the saved login): on a public server that is the operator's.
+            raise AuthenticationError(
+                f"{self.model} on {self.provider} needs a Hugging Face token, and this public "
+                "server does not lend its own.",
+                hint="Sign in with Hugging Face (the button at the top), or paste your hf_… "
+                "token in the Connection panel.",
+            )
         return InferenceClient(**self._client_kwargs())
 
     def _guarded(self) -> AbstractContextManager[None]:
@@ -265,7 +275,12 @@ class RemoteBackend:
         if self._loading_note:
             return BackendStatus("loading", self._loading_note)
         if self.base_url is None:
-            auth = "your token" if self._token else "this server's saved token, if any"
+            if self._token:
+                auth = f"{self._token_owner} token"
+            elif self.guard is not None:  # public: never the server's own (see ``_client``)
+                auth = "no token (sign in or paste one)"
+            else:
+                auth = "this server's saved token, if any"
             return BackendStatus("ready", f"{self.model} via {self.provider}, with {auth}")
         kind = "OpenAI-compatible API" if self.openai_compatible else "Endpoint"
         model = f", model {self.model}" if self.model else ""

@@ -456,7 +456,7 @@ def test_the_chat_tab_toasts_a_refused_form_and_keeps_the_chat(tabs):
 
     history = [{"role": "user", "content": "Hi"}]
     values = {**CHAT_WIDGETS, "stop": "\n".join("abcde")}
-    replies = tabs.respond.fn(history, Connection(), "", *values.values())
+    replies = tabs.respond.fn(None, None, history, Connection(), "", *values.values())
     with pytest.warns(UserWarning, match=r"`stop` accepts at most 4 items \(got 5\)"):
         updates = list(replies)
     assert updates[0] == (history, "")

@@ -431,7 +431,7 @@ def test_the_run_handler_shows_a_bad_upload_as_a_toast_and_keeps_the_outputs(dem
     fn = _fn(demo, "object_detection")
     # image, model, threshold, connection (the State)
     with pytest.warns(UserWarning, match="not an image"):
-        outputs = fn.fn(str(fake), "", None, Connection(), None)
+        outputs = fn.fn(str(fake), "", None, Connection(), None, None)
     assert len(outputs) == 3 and all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
@@ -440,13 +440,13 @@ def test_the_run_handler_shows_backend_errors_as_toasts():
     built = build_ui(local)
     fn = _fn(built, "fill_mask")
     with pytest.warns(UserWarning, match="No local model for Fill mask: Go remote."):
-        outputs = fn.fn("Paris is the [MASK].", "", None, "", Connection(), None)
+        outputs = fn.fn("Paris is the [MASK].", "", None, "", Connection(), None, None)
     assert all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
 def test_the_run_handler_draws_the_result(demo):
     fn = _fn(demo, "object_detection")
-    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, Connection(), None)
+    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, Connection(), None, None)
     assert drawn["value"].getpixel((1, 3)) == PALETTE[0]
     assert table["value"]["label"].tolist() == ["x"]
     assert raw[0]["label"] == "x"
@@ -470,7 +470,7 @@ def test_api_clients_get_the_error_instead_of_a_toast():
     fn = _fn(build_ui(local), "fill_mask")
     client = SimpleNamespace(headers={"x-gradio-user": "api"})
     with pytest.raises(gr.Error, match="No local model for Fill mask: Go remote."):
-        fn.fn("Paris is the [MASK].", "", None, "", Connection(), client)
+        fn.fn("Paris is the [MASK].", "", None, "", Connection(), client, None)
 
 
 def test_each_endpoint_takes_the_tasks_input_names_and_only_the_inputs_are_required(demo):

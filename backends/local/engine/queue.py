@@ -21,11 +21,21 @@ class TokenStream:
     """Iterator over a request's ``TokenEvent``s. ``close()`` cancels the request; use it
     in a ``finally`` (or as a context manager) so an abandoned consumer frees the engine."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, queue: RequestQueue | None = None) -> None:
         self._request = request
+        self._queue = queue
 
     def __iter__(self) -> Iterator[TokenEvent]:
         yield from self._request.stream()
+
+    def waiting(self) -> tuple[int, float | None] | None:
+        """While the request waits for the engine: ``(position, seconds)`` — its place in
+        the queue (1 = next) and a rough wait estimate (None before any request finished);
+        None once it runs."""
+        if self._queue is None:
+            return None
+        position = self._queue.position(self._request)
+        return (position, self._queue.wait_estimate(position)) if position else None
 
     def close(self) -> None:
         self._request.cancelled.set()
@@ -89,6 +99,7 @@ class RequestQueue:
         # Cumulative counts since start, kept from the events (``metrics()``).
         self._totals = {"admitted": 0, "cancelled": 0, "cancelled_tokens": 0, "tokens": 0}
         self._finished: dict[str, int] = {}  # finish reason → requests done
+        self._recent_seconds: float | None = None  # moving average of a request's duration
 
     # -- counts --------------------------------------------------------------------------
 
@@ -122,6 +133,27 @@ class RequestQueue:
                 "failed": int(self.failure is not None),
             }
 
+    def position(self, request: Request) -> int:
+        """``request``'s place among the waiting requests still wanted (1 = next); 0 when
+        it is not waiting (running or ended)."""
+        with self._cond:
+            place = 0
+            for waiting in self._pending:
+                if waiting.cancelled.is_set():
+                    continue
+                place += 1
+                if waiting is request:
+                    return place
+            return 0
+
+    def wait_estimate(self, position: int) -> float | None:
+        """Seconds until the request at ``position`` starts, roughly: one running request
+        ends every (average duration ÷ requests running) seconds. None before any finished."""
+        with self._cond:
+            if self._recent_seconds is None:
+                return None
+            return position * self._recent_seconds / max(1, self.running)
+
     def counts(self) -> tuple[int, int]:
         """``(running, waiting)``, read together."""
         with self._cond:
@@ -145,7 +177,7 @@ class RequestQueue:
             self._in_flight += 1
             self._pending.append(request)
             self._cond.notify()
-        return TokenStream(request)
+        return TokenStream(request, self)
 
     # -- worker side ---------------------------------------------------------------------
 
@@ -236,6 +268,8 @@ class RequestQueue:
             else:  # done
                 self._finished[facts["finish"]] = self._finished.get(facts["finish"], 0) + 1
                 self._totals["tokens"] += facts["tokens"]
+                seconds, recent = facts["seconds"], self._recent_seconds
+                self._recent_seconds = seconds if recent is None else 0.7 * recent + 0.3 * seconds
         if self.on_event is not None:
             self.on_event(EngineEvent(kind, facts))
 
