@@ -185,7 +185,8 @@ class Fairness:
     def describe(self) -> str:
         parts = []
         if self.limits.per_session is not None:
-            parts.append(f"{self.limits.per_session} generations at once per session")
+            n = self.limits.per_session
+            parts.append(f"{n} generation{'s' if n != 1 else ''} at once per session")
         if self.limits.per_address is not None:
             parts.append(f"{self.limits.per_address} per address")
         if self.api_rate is not None:

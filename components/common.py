@@ -145,7 +145,8 @@ def waiting_line(backend: Backend, started: float, stream: object = None) -> str
     place = stream.waiting() if callable(getattr(stream, "waiting", None)) else None
     if place is not None:
         position, seconds = place
-        estimate = f", about {seconds:.0f} s to go" if seconds is not None else ""
+        # The estimate comes from recent requests' durations: shown once it means something.
+        estimate = f", about {seconds:.0f} s to go" if seconds is not None and seconds >= 1 else ""
         return (
             f"⏳ In the local model's queue: position {position}{estimate} "
             f"(waited {waited}; others' requests are running)"

@@ -27,6 +27,9 @@ The first path segment picks the behaviour, so a test points a client at
 ``endless``               one event every 20 ms until the client goes away
 ========================  ===================================================================
 
+``GET /api/whoami-v2`` answers as the Hub does for a user (``WHOAMI``): with ``HF_ENDPOINT``
+pointing here, Gradio's local stand-in for Sign in with HF (``--oauth`` off a Space) works.
+
 Every request is recorded (``endpoint.requests``) with its path, headers and JSON body.
 """
 
@@ -41,6 +44,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 HANG_S = 4.0
+WHOAMI = {
+    "type": "user",
+    "name": "visitor",
+    "fullname": "A Visitor",
+    "avatarUrl": "/avatars/visitor.svg",
+}
 REPLY = ["Hello", " from", " the", " fake", " endpoint", "."]
 MODEL_ID = "fake-org/fake-model"
 INFO = {
@@ -202,7 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         behaviour, rest, _ = self._record()
-        if behaviour in ERRORS:
+        if self.path == "/api/whoami-v2":
+            self._json(200, WHOAMI)
+        elif behaviour in ERRORS:
             self._json(*ERRORS[behaviour])
         elif behaviour == "hang":
             self._sleep(HANG_S)

@@ -22,7 +22,7 @@ from gradio_client import Client
 from tests.conftest import AppServer, start_app
 
 LONG = dict(max_tokens=400, temperature=0)  # ~15 s on 2 cores: outlives the checks
-RUNNING = "playground_requests_running"
+RUNNING = "playground_running"  # GET /api/metrics: requests decoding now
 
 
 @pytest.fixture(scope="module")
