@@ -103,7 +103,8 @@ def run(
     reply, usage, finish = "", None, None
     for chunk in with_ticks(chunks):
         if chunk is TICK:
-            yield reply, waiting_line(backend, stats.started, chunks)
+            # Once tokens flow, a slow one keeps the stats (not "waiting for the first").
+            yield reply, stats.line() if reply else waiting_line(backend, stats.started, chunks)
             continue
         if chunk.choices:
             delta = chunk.choices[0].delta.content or ""

@@ -78,7 +78,8 @@ def run(
     yield text, "", "", ""
     for output in with_ticks(outputs):
         if output is TICK:
-            yield text, "", waiting_line(backend, stats.started, outputs), None
+            line = stats.line() if tokens else waiting_line(backend, stats.started, outputs)
+            yield text, "", line, None
             continue
         if not output.token.special:
             text += output.token.text
