@@ -32,7 +32,7 @@ from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
 from backends.tasks import TASKS  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
-from components.connection import DefaultEndpoint  # noqa: E402
+from components.connection import DefaultEndpoint, configure_remote  # noqa: E402
 
 DEFAULT_TOKEN_ENV = "PLAYGROUND_DEFAULT_TOKEN"
 
@@ -57,6 +57,8 @@ environment variables (each flag's default):
   PLAYGROUND_DEFAULT_TOKEN     the default endpoint's token (no flag: flags show up in
                         `ps`); sent to that endpoint only, never shown to visitors
   PLAYGROUND_NO_LOCAL_MODEL    --no-local-model (1)
+  PLAYGROUND_REMOTE_TIMEOUT    --remote-timeout
+  PLAYGROUND_REMOTE_LOAD_WAIT  --remote-load-wait
   SPACE_ID              set by Hugging Face Spaces: turns public mode on (unless --no-public)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
@@ -192,6 +194,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--no-local-model: load no local model (needs --default-endpoint): the app "
         "starts in seconds, the local API /api is not served (default: load it)",
     )
+    parser.add_argument(
+        "--remote-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=float(_env("PLAYGROUND_REMOTE_TIMEOUT", default="60")),
+        help="seconds a remote endpoint may stay silent (to connect, to start answering, "
+        "between streamed events) before the request fails with a timeout (default: 60)",
+    )
+    parser.add_argument(
+        "--remote-load-wait",
+        type=float,
+        metavar="SECONDS",
+        default=float(_env("PLAYGROUND_REMOTE_LOAD_WAIT", default="120")),
+        help="seconds to keep retrying while a remote endpoint answers 503 'model is "
+        "loading' (default: 120)",
+    )
     args = parser.parse_args(argv)
     if args.default_endpoint and not args.default_endpoint.startswith(("http://", "https://")):
         parser.error(f"--default-endpoint must start with http:// or https:// "
@@ -261,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     elif os.environ.get("SPACE_ID") or not is_loopback(args.host):
         logging.warning("Public mode is off (--no-public): visitors can reach this network.")
+    configure_remote(timeout=args.remote_timeout, load_wait=args.remote_load_wait)
     default = default_endpoint(args)
     if default is not None:
         logging.info(

@@ -153,6 +153,9 @@ _SHELL_SETTINGS = (
     "PLAYGROUND_DEFAULT_MODEL",
     "PLAYGROUND_DEFAULT_TOKEN",
     "PLAYGROUND_NO_LOCAL_MODEL",
+    "PLAYGROUND_REMOTE_TIMEOUT",
+    "PLAYGROUND_REMOTE_LOAD_WAIT",
+    "PLAYGROUND_FAULTS",
 )
 # The server and browser tiers test the default transformers engine (batching, every TGI
 # parameter) unless a test asks for another: `auto` would pick llama.cpp where it is
