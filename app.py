@@ -26,7 +26,7 @@ from fastapi import FastAPI  # noqa: E402
 
 from api import mount_api  # noqa: E402
 from backends import netguard  # noqa: E402
-from backends.errors import UnavailableError  # noqa: E402
+from backends.errors import BackendError, UnavailableError  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
@@ -292,16 +292,20 @@ def main(argv: list[str] | None = None) -> None:
         logging.info("No local model (--no-local-model): none is loaded.")
         serve(args, default.backend(), public=public, default=default, local_model=False)
         return
-    backend = LocalBackend(
-        args.model,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        max_queue=args.max_concurrent_requests,
-        max_batch_size=args.max_batch_size,
-        max_batch_tokens=args.max_batch_tokens,
-        task_models=dict(args.task_model),
-        engine=args.engine,
-    )
+    try:
+        backend = LocalBackend(
+            args.model,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            max_queue=args.max_concurrent_requests,
+            max_batch_size=args.max_batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+            task_models=dict(args.task_model),
+            engine=args.engine,
+        )
+    except BackendError as exc:  # --model names nothing there: say so in one line, exit
+        logging.critical("%s", exc.user_message())
+        sys.exit(f"Cannot serve --model {args.model}: {exc.user_message()}")
     if args.engine == "llama.cpp":
         # Asked for by name: it proves it runs on this CPU (a child process) before the app
         # serves anything, and the app stops with the reason if it cannot. Under auto the

@@ -23,6 +23,7 @@ COUNTERS = (  # metric name, RequestQueue.metrics() key, help
     ("cancelled_tokens", "cancelled_tokens", "Tokens the cancelled requests had generated"),
     ("generated_tokens", "tokens", "Tokens generated"),
     ("batch_admissions", "admitted", "Requests admitted into the running batch"),
+    ("requests_failed", "errors", "Requests that ended with an error (e.g. out of memory)"),
 )
 
 
