@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 LOAD_HINT = (
     "Point --model (or PLAYGROUND_MODEL) at a complete transformers model directory "
-    "(config.json + weights), an intact .gguf file or a Hub id, or unset it for the bundled "
-    "model; PLAYGROUND_LOG_LEVEL=DEBUG logs the stack trace."
+    "(config.json, tokenizer, weights), an intact .gguf file or a Hub id, or unset it for "
+    "the bundled model; PLAYGROUND_LOG_LEVEL=DEBUG logs the stack trace."
 )
 
 
@@ -164,6 +164,7 @@ class LocalBackend:
             )
         except BackendError as exc:
             self._error = exc
+            log.error("%s", exc.user_message())  # the operator's terminal says it too
         except Exception as exc:  # any loader failure becomes a status the UI can show
             self._error = UnavailableError(
                 f"Loading {self.source.model_id} ({self.source.location}) failed: "

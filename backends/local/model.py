@@ -328,7 +328,8 @@ def load_model(
     except OSError as exc:
         raise UnavailableError(
             f"Could not load model {source.model_id!r}: {exc}",
-            hint="Pass a local directory or .gguf file, or check your network / HF_TOKEN.",
+            hint="Check that it is a complete model (config.json, tokenizer, weights) or a Hub "
+            f"id you can reach (network, HF_TOKEN). {MODEL_HINT}",
         ) from exc
     model.to(target_device).eval()
     max_context, eos_ids = _limits(model.config, model.generation_config.eos_token_id, tokenizer)

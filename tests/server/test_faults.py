@@ -37,7 +37,7 @@ from tests.server.fake_endpoint import REPLY, FakeEndpoint
 pytestmark = pytest.mark.server
 
 REMOTE_TIMEOUT_S = 2.0  # --remote-timeout: the fake's hang/stall lasts HANG_S (4 s)
-OOM_STEP = 12  # PLAYGROUND_FAULTS=oom@12
+OOM_STEP = 20  # PLAYGROUND_FAULTS=oom@20
 RESULT_TIMEOUT_S = 60.0
 SETTLE_S = 30.0  # bounded polls for threads and connections to come back
 THREAD_SLACK = 2  # a pool thread may come or go between two counts
@@ -83,21 +83,17 @@ def _oom_stream_api(url: str, outcome: dict) -> None:
     outcome.update(text=text, error=error)
 
 
-def _oom_stream_gradio(url: str, outcome: dict) -> None:
-    client = Client(url, verbose=False)
+def _oom_stream_gradio(client: Client, outcome: dict) -> None:
+    job = client.submit(
+        "Tell me a long story about a dragon.", max_tokens=120, temperature=0, api_name="/chat"
+    )
     try:
-        job = client.submit(
-            "Tell me a long story about a dragon.", max_tokens=120, temperature=0, api_name="/chat"
-        )
-        try:
-            job.result(timeout=RESULT_TIMEOUT_S)
-            error = None
-        except AppError as exc:
-            error = str(exc)
-        outputs = [o for o in job.outputs() if o]
-        outcome.update(text=outputs[-1] if outputs else "", error=error)
-    finally:
-        client.close()
+        job.result(timeout=RESULT_TIMEOUT_S)
+        error = None
+    except AppError as exc:
+        error = str(exc)
+    outputs = [o for o in job.outputs() if o]
+    outcome.update(text=outputs[-1] if outputs else "", error=error)
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +106,16 @@ def app(artifacts_dir: Path) -> Iterator[tuple[AppServer, dict]]:
         {"PLAYGROUND_FAULTS": f"oom@{OOM_STEP}"},
     ) as server:
         outcomes = {"api": {}, "gradio": {}}
+        gradio = Client(server.url, verbose=False)  # connected first: both start together
         threads = [
             threading.Thread(target=_oom_stream_api, args=(server.url, outcomes["api"])),
-            threading.Thread(target=_oom_stream_gradio, args=(server.url, outcomes["gradio"])),
+            threading.Thread(target=_oom_stream_gradio, args=(gradio, outcomes["gradio"])),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=RESULT_TIMEOUT_S)
+        gradio.close()
         yield server, outcomes
 
 

@@ -120,7 +120,7 @@ def test_a_broken_model_is_reported_in_one_line_and_the_app_keeps_serving(
         while True:
             assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
             answer = _health(url)
-            if answer and answer[0] == 503 and "failed" in answer[1].get("error", ""):
+            if answer and answer[0] == 503 and WAY_OUT in answer[1].get("error", ""):
                 break
             assert time.monotonic() < deadline, f"no load failure reported: {answer}"
             time.sleep(0.25)
@@ -128,20 +128,20 @@ def test_a_broken_model_is_reported_in_one_line_and_the_app_keeps_serving(
         assert error["error_type"] == "unavailable"
         message = error["error"]
         assert "\n" not in message and len(message) < 600, message
-        assert f"Loading {model.stem}" in message or f"({model.resolve()})" in message
-        assert WAY_OUT in message
+        assert model.stem in message  # the model is named
+        assert "Traceback" not in message
         # A generation says the same; the page itself is served.
         client = Client(url, verbose=False)
         try:
-            with pytest.raises(AppError, match="failed") as info:
+            with pytest.raises(AppError) as info:
                 client.predict("Hi", max_tokens=2, api_name="/chat")
-            assert WAY_OUT in str(info.value)
+            assert str(info.value) == message
         finally:
             client.close()
         with urllib.request.urlopen(url, timeout=10) as page:
             assert page.status == 200
+        output = log_path.read_text(errors="replace")  # before the shutdown's own lines
     finally:
         _stop(process)
-    output = log_path.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
     assert WAY_OUT in output  # the one line for the operator
