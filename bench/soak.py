@@ -6,11 +6,12 @@ them each): the local API (``/api/v1/chat/completions`` and ``/api/generate_stre
 over httpx) or the Gradio API (``gradio_client``: ``/chat`` and ``/text_generation``). Each
 turn it picks, at random (seeded):
 
-- ``chat`` / ``generate``: a streamed request of 8–32 new tokens, read to its end;
+- ``chat`` / ``generate``: a streamed request of 8–32 new tokens (``--tokens``), read to
+  its end;
 - ``stop``: the same, closed after its first 1–3 events (the Stop button, a closed stream);
-- ``abandon``: a 64-token stream whose reader stops reading after the first event and
-  holds the socket open for 1–2 s before dropping it (a frozen tab), or, on Gradio, whose
-  session is dropped mid-stream and replaced (a reload during a reply);
+- ``abandon``: a 64-token stream (twice the most) whose reader stops reading after the
+  first event and holds the socket open for 1–2 s before dropping it (a frozen tab), or,
+  on Gradio, whose session is dropped mid-stream and replaced (a reload during a reply);
 - ``reload`` (Gradio visitors): a new session (``Client``) before the next request;
 
 then thinks 0.2–1.5 s. A warm-up phase with the same load comes first (pools and caches
@@ -83,6 +84,7 @@ class Record:
 
 @dataclass
 class Report:
+    tokens: tuple[int, int]
     visitors: int
     duration_s: float
     warmup_s: float
@@ -183,6 +185,7 @@ class Report:
         lat = self.latencies()
         rows = [
             ("visitors", f"{self.visitors} (half local API, half Gradio API)"),
+            ("new tokens", f"{self.tokens[0]}–{self.tokens[1]} per request"),
             ("duration", f"{self.duration_s:.0f} s measured after {self.warmup_s:.0f} s warm-up"),
             ("machine", self.machine),
             ("load average", f"{self.load_before[0]:.2f} before, {self.load_after[0]:.2f} after"),
@@ -271,8 +274,17 @@ def settle(url: str, process: psutil.Process, thread_limit: int | None = None) -
 class Visitor:
     """One simulated user on one channel, looping until ``stop_at``."""
 
-    def __init__(self, index: int, url: str, channel: str, seed: int, sink: list[Record]):
+    def __init__(
+        self,
+        index: int,
+        url: str,
+        channel: str,
+        seed: int,
+        sink: list[Record],
+        tokens: tuple[int, int] = (8, 32),
+    ):
         self.index = index
+        self.tokens = tokens
         self.url = url
         self.channel = channel
         self.random = random.Random(seed * 1000 + index)
@@ -325,6 +337,12 @@ class Visitor:
         with self.lock:
             self.sink.append(record)
 
+    def _tokens(self, action: str) -> int:
+        """New tokens for a request: an abandoned one asks for twice the most, so it is
+        still generating when its reader goes away."""
+        low, high = self.tokens
+        return 2 * high if action == "abandon" else self.random.randint(low, high)
+
     def _seen(self, record: Record, started: float) -> None:
         record.events += 1
         if record.ttft_s is None:
@@ -334,7 +352,7 @@ class Visitor:
 
     def _api(self, action: str, record: Record, started: float) -> None:
         chat = action == "chat" or (action != "generate" and self.random.random() < 0.5)
-        tokens = 64 if action == "abandon" else self.random.randint(8, 32)
+        tokens = self._tokens(action)
         if chat:
             route = "api/v1/chat/completions"
             body = {
@@ -400,7 +418,7 @@ class Visitor:
         if self.client is None:
             self._new_session()
         chat = action == "chat" or (action != "generate" and self.random.random() < 0.5)
-        tokens = 64 if action == "abandon" else self.random.randint(8, 32)
+        tokens = self._tokens(action)
         if chat:
             job = self.client.submit(
                 self.random.choice(PROMPTS), max_tokens=tokens, temperature=0.7, api_name="/chat"
@@ -442,12 +460,20 @@ class Visitor:
 
 
 def run_soak(
-    url: str, pid: int, *, visitors: int, duration: float, warmup: float, seed: int = 0
+    url: str,
+    pid: int,
+    *,
+    visitors: int,
+    duration: float,
+    warmup: float,
+    seed: int = 0,
+    tokens: tuple[int, int] = (8, 32),
 ) -> Report:
     """Warm up, settle, measure, settle; returns the report (see ``Report.violations``)."""
     url = url if url.endswith("/") else url + "/"
     process = psutil.Process(pid)
     report = Report(
+        tokens=tokens,
         visitors=visitors,
         duration_s=duration,
         warmup_s=warmup,
@@ -462,7 +488,8 @@ def run_soak(
     def crowd(seconds: float, phase_at: float) -> None:
         stop_at = time.monotonic() + seconds
         people = [
-            Visitor(i, url, "api" if i % 2 == 0 else "gradio", seed, sink) for i in range(visitors)
+            Visitor(i, url, "api" if i % 2 == 0 else "gradio", seed, sink, tokens)
+            for i in range(visitors)
         ]
         threads = [
             threading.Thread(target=v.loop, args=(stop_at, phase_at), name=f"visitor-{v.index}")
@@ -501,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running app (default: start app.py on a free port)")
     parser.add_argument("--pid", type=int, help="its process (default: found by its port)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tokens", type=int, nargs=2, default=(8, 32), metavar=("LOW", "HIGH"),
+        help="new tokens per request, drawn between LOW and HIGH (default: 8 32)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "soak.json")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
@@ -520,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
             duration=args.duration,
             warmup=args.warmup,
             seed=args.seed,
+            tokens=tuple(args.tokens),
         )
     print(report.table())
     args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
