@@ -11,7 +11,7 @@ turn it picks, at random (seeded):
 - ``stop``: the same, closed after its first 1–3 events (the Stop button, a closed stream);
 - ``abandon``: a 64-token stream (twice the most) whose reader stops reading after the
   first event and holds the socket open for 1–2 s before dropping it (a frozen tab), or,
-  on Gradio, whose session is dropped mid-stream and replaced (a reload during a reply);
+  on Gradio, a page closed mid-reply (its queue's event stream dropped);
 - ``reload`` (Gradio visitors): a new session (``Client``) before the next request;
 
 then thinks 0.2–1.5 s. A warm-up phase with the same load comes first (pools and caches
@@ -41,6 +41,7 @@ import statistics
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -412,12 +413,51 @@ class Visitor:
                 self.client.close()
         self.client = Client(self.url, verbose=False)
 
+    def _closed_tab(self, chat: bool, record: Record, started: float) -> None:
+        """A page closed mid-reply, as a browser does it: the job joins the queue of a fresh
+        session, its event stream is read until the first partial output, then the
+        connection drops. (``gradio_client`` cannot do this: its ``close()`` leaves the
+        event stream open.) Gradio must notice and cancel the job, freeing the engine."""
+        api_name = "/chat" if chat else "/text_generation"
+        fn_index = self.client._infer_fn_index(api_name, None)
+        info = self.client.view_api(print_info=False, return_format="dict")
+        data = [p.get("parameter_default") for p in info["named_endpoints"][api_name]["parameters"]]
+        data[0] = self.random.choice(PROMPTS if chat else TEXT_PROMPTS)
+        data[3 if chat else 1] = self._tokens("abandon")  # max_tokens / max_new_tokens
+        session = uuid.uuid4().hex[:11]
+        root = self.client.src_prefixed
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as http:
+            joined = http.post(
+                f"{root}queue/join",
+                json={"data": data, "fn_index": fn_index, "session_hash": session,
+                      "event_data": None, "trigger_id": None},
+            )  # fmt: skip
+            joined.raise_for_status()
+            with http.stream("GET", f"{root}queue/data", params={"session_hash": session}) as r:
+                for line in r.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    message = json.loads(line.removeprefix("data:"))
+                    if message.get("msg") == "process_generating":
+                        self._seen(record, started)
+                        record.outcome = "abandoned"
+                        return  # the connection drops here
+                    if message.get("msg") == "process_completed":
+                        ok = message.get("success", True)
+                        record.outcome = "completed" if ok else "failed"
+                        record.error = "" if ok else str(message.get("output"))[:300]
+                        return
+        record.outcome, record.error = "failed", "the event stream ended without output"
+
     def _gradio(self, action: str, record: Record, started: float) -> None:
         from gradio_client.exceptions import AppError
 
         if self.client is None:
             self._new_session()
         chat = action == "chat" or (action != "generate" and self.random.random() < 0.5)
+        if action == "abandon":
+            self._closed_tab(chat, record, started)
+            return
         tokens = self._tokens(action)
         if chat:
             job = self.client.submit(
@@ -427,7 +467,7 @@ class Visitor:
             job = self.client.submit(
                 self.random.choice(TEXT_PROMPTS), max_new_tokens=tokens, api_name="/text_generation"
             )
-        if action in ("stop", "abandon"):
+        if action == "stop":
             deadline = time.monotonic() + REQUEST_TIMEOUT_S
             while not job.outputs() and not job.done():
                 if time.monotonic() > deadline:
@@ -436,12 +476,8 @@ class Visitor:
             if job.outputs():
                 self._seen(record, started)
             if not job.done():
-                if action == "stop":
-                    job.cancel()
-                    record.outcome = "stopped"
-                else:  # a reload mid-stream: the session goes, its job is not cancelled
-                    self._new_session()
-                    record.outcome = "abandoned"
+                job.cancel()
+                record.outcome = "stopped"
                 return
         try:
             job.result(timeout=REQUEST_TIMEOUT_S)
