@@ -22,7 +22,10 @@ Checks (``violations``): every request that was not stopped or abandoned complet
 is counted apart and fails the check too: 30 visitors stay far below the default 128 in
 flight); the engine's running/waiting gauges are back to 0 (stopped and abandoned requests
 freed their slots), and its cancelled counter moved (the app noticed the closed sockets);
-the thread count is back to the baseline (within ``THREAD_SLACK``); RSS grew < 10 %.
+the thread count is back to the baseline (within ``THREAD_SLACK``: Gradio's and anyio's
+pools grow with the load and shrink lazily), and, counted by kind through the app's
+``playground_threads{kind}`` gauge, no thread of its own (a stream's puller, the engine,
+the loader) is left beyond the baseline; RSS grew < 10 %.
 
 Usage: ``python -m bench.soak --visitors 30 --duration 180`` (starts ``app.py`` on a free
 port with the transformers engine) or ``--url http://127.0.0.1:7860/`` for a running app
@@ -147,6 +150,12 @@ class Report:
         cancelled -= self.metrics_before.get(f"{METRIC}requests_cancelled_total", 0.0)
         if closed and not cancelled:
             problems.append(f"{closed} streams were closed early but the engine cancelled none")
+        before, after = own_threads(self.metrics_before), own_threads(self.metrics_after)
+        grown = {
+            k: f"{before.get(k, 0):g} → {v:g}" for k, v in after.items() if v > before.get(k, 0)
+        }
+        if grown:
+            problems.append(f"threads left behind, by kind: {grown}")
         if self.threads_after > self.threads_baseline + THREAD_SLACK:
             problems.append(
                 f"threads {self.threads_baseline} → {self.threads_after} "
@@ -196,6 +205,19 @@ class Report:
             ("first event p50 / p95", _fmt(lat, "ttft_p50_s", "ttft_p95_s")),
             ("threads baseline → after", f"{self.threads_baseline} → {self.threads_after}"),
             (
+                "  pools after",
+                ", ".join(
+                    f"{k.removeprefix('threads:')} {v:g}"
+                    for k, v in sorted(self.metrics_after.items())
+                    if k.startswith("threads:") and k.removeprefix("threads:").startswith(POOLS)
+                )
+                or "–",
+            ),
+            (
+                "  own threads after",
+                ", ".join(f"{k} {v:g}" for k, v in sorted(own_threads(self.metrics_after).items())),
+            ),
+            (
                 "RSS baseline → after (peak)",
                 f"{self.rss_baseline_mb:.0f} → {self.rss_after_mb:.0f} MB "
                 f"({self.rss_growth():+.1%}; peak {self.rss_peak_mb:.0f} MB)",
@@ -229,7 +251,12 @@ def _quantile(values: list[float], q: float) -> float:
 # -- the app's process -----------------------------------------------------------------------
 
 
+POOLS = ("AnyIO worker thread", "ThreadPoolExecutor")  # grow with load, shrink lazily
+
+
 def metrics(url: str) -> dict[str, float]:
+    """``/api/metrics`` by sample name (labels summed), plus ``threads:<kind>`` for
+    ``playground_threads{kind}``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"{url}api/metrics", timeout=10).text
@@ -237,7 +264,18 @@ def metrics(url: str) -> dict[str, float]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             counts[sample.name] = counts.get(sample.name, 0.0) + sample.value
+            if sample.name == f"{METRIC}threads":
+                counts[f"threads:{sample.labels['kind']}"] = sample.value
     return counts
+
+
+def own_threads(counts: dict[str, float]) -> dict[str, float]:
+    """The app's threads by kind, pools left out: these must not outlive the load."""
+    return {
+        name.removeprefix("threads:"): value
+        for name, value in counts.items()
+        if name.startswith("threads:") and not name.removeprefix("threads:").startswith(POOLS)
+    }
 
 
 def find_pid(url: str) -> int:
@@ -262,7 +300,8 @@ def settle(url: str, process: psutil.Process, thread_limit: int | None = None) -
             "metrics": counts,
         }
         idle = facts["running"] == facts["waiting"] == 0
-        if idle and (thread_limit is None or facts["threads"] <= thread_limit):
+        pullers = own_threads(counts).get("stream-pull", 0)
+        if idle and not pullers and (thread_limit is None or facts["threads"] <= thread_limit):
             return facts
         if time.monotonic() > deadline:
             return facts  # the report says what stayed

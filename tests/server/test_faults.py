@@ -5,7 +5,8 @@ The app's Connection is pointed (Gradio API: ``endpoint=``) at a scripted fake e
 malformed SSE, says 503 "loading" or 429. Each call must end with a clear message (what
 happened + what to do, no traceback) and keep the text streamed before the failure. Another
 user's local request meanwhile completes normally. Nothing is left behind, counted: the app
-process's threads (psutil), its TCP connections to the fake endpoint (psutil on the app
+process's threads (psutil, and by kind from its ``playground_threads`` gauge: no stream
+puller may outlive its request), its TCP connections to the fake endpoint (psutil on the app
 side, accepted-and-not-closed on the fake's side: the fake closes every connection after
 its response, so any open one is the app's) and the engine's running/waiting gauges.
 
@@ -30,6 +31,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from bench.soak import metrics as labelled_metrics
+from bench.soak import own_threads
 from tests.conftest import AppServer, start_app
 from tests.server import fake_endpoint
 from tests.server.fake_endpoint import REPLY, FakeEndpoint
@@ -178,16 +181,19 @@ def settled(server: AppServer, fake: FakeEndpoint, thread_limit: int | None = No
     port = fake.server.server_address[1]
     deadline = time.monotonic() + SETTLE_S
     while True:
+        counts = labelled_metrics(server.url)
         facts = {
             "fake_open": fake.connections_open,
             "app_connections": len(app_connections(server, port)),
-            "running": server.metrics().get(RUNNING),
-            "waiting": server.metrics().get(WAITING),
+            "running": counts.get(RUNNING),
+            "waiting": counts.get(WAITING),
             "threads": threads(server),
+            "own_threads": own_threads(counts),  # by kind, pools left out
         }
         if (
             facts["fake_open"] == facts["app_connections"] == 0
             and facts["running"] == facts["waiting"] == 0
+            and not facts["own_threads"].get("stream-pull")
             and (thread_limit is None or facts["threads"] <= thread_limit)
         ):
             return facts
@@ -338,6 +344,7 @@ def test_other_users_are_unaffected_and_nothing_is_left_behind(
     after = settled(server, fake, thread_limit=baseline["threads"] + THREAD_SLACK)
     assert fake.connections_total > accepted  # the round really reached the endpoint
     assert after["threads"] <= baseline["threads"] + THREAD_SLACK, (baseline, after)
+    assert after["own_threads"] == baseline["own_threads"], (baseline, after)
     # The local engine: nothing running or waiting, nothing failed by the remote faults.
     counts = server.metrics()
     assert counts[RUNNING] == counts[WAITING] == counts[FAILED] == 0

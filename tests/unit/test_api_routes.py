@@ -531,6 +531,11 @@ def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
     }
+    threads = {k[1]: v for k, v in samples.items() if k[0] == "playground_threads"}
+    assert threads[(("kind", "MainThread"),)] == 1  # and the others, by kind
+    assert all(count >= 1 for count in threads.values())
+    assert (("kind", "asyncio-portal"),) in threads  # the test client's, address dropped
+    samples = {k: v for k, v in samples.items() if k[0] != "playground_threads"}
     assert samples == {
         ("playground_requests_finished_total", (("finish", "eos_token"),)): 1,
         ("playground_requests_finished_total", (("finish", "length"),)): 3,
@@ -548,6 +553,7 @@ def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend
 
 def test_metrics_while_loading_are_empty_and_absent_without_a_reader(backend):
     with make_client(backend, metrics=dict) as client:
-        assert client.get("/api/metrics").text == ""
+        text = client.get("/api/metrics").text
+        assert [line for line in text.splitlines() if "playground_threads" not in line] == []
     with make_client(backend) as client:
         assert client.get("/api/metrics").status_code == 404
