@@ -185,9 +185,9 @@ class Report:
         data["latency"] = self.latencies()
         data["rss_growth"] = self.rss_growth()
         data["violations"] = self.violations()
-        data["errors"] = [f"{r.channel} {r.action}: {r.error}" for r in self.measured() if r.error][
-            :20
-        ]
+        data["errors"] = dict(
+            Counter(f"{r.channel} {r.action}: {r.error}" for r in self.measured() if r.error)
+        )
         return data
 
     def table(self) -> str:
@@ -450,7 +450,8 @@ class Visitor:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()
-        self.client = Client(self.url, verbose=False)
+        # A browser waits for a slow page; gradio_client's default is a 5 s read timeout.
+        self.client = Client(self.url, verbose=False, httpx_kwargs={"timeout": REQUEST_TIMEOUT_S})
 
     def _closed_tab(self, chat: bool, record: Record, started: float) -> None:
         """A page closed mid-reply, as a browser does it: the job joins the queue of a fresh
