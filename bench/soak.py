@@ -79,7 +79,8 @@ class Record:
     channel: str  # api | gradio
     action: str  # chat | generate | stop | abandon
     phase: str  # warmup | measured
-    outcome: str = "pending"  # completed | stopped | abandoned | overloaded | failed
+    # completed | stopped | abandoned | reloaded | overloaded | failed
+    outcome: str = "pending"
     latency_s: float = 0.0
     ttft_s: float | None = None
     events: int = 0
@@ -106,7 +107,13 @@ class Report:
     records: list[Record] = field(default_factory=list)
 
     def measured(self) -> list[Record]:
-        return [r for r in self.records if r.phase == "measured"]
+        """The measured phase's requests (reloads are not requests: see ``reloads``)."""
+        return [r for r in self.records if r.phase == "measured" and r.action != "reload"]
+
+    def reloads(self) -> Counter:
+        return Counter(
+            r.outcome for r in self.records if r.phase == "measured" and r.action == "reload"
+        )
 
     def outcomes(self) -> Counter:
         return Counter(r.outcome for r in self.measured())
@@ -131,7 +138,9 @@ class Report:
         """The soak's invariants, broken ones as sentences (empty: all hold)."""
         problems = []
         outcomes = self.outcomes()
-        failed = [r for r in self.measured() if r.outcome in ("failed", "pending")]
+        failed = [
+            r for r in self.records if r.phase == "measured" and r.outcome in ("failed", "pending")
+        ]
         if failed:
             sample = "; ".join(f"{r.channel} {r.action}: {r.error}" for r in failed[:5])
             problems.append(f"{len(failed)} requests did not complete ({sample})")
@@ -181,6 +190,7 @@ class Report:
             for channel, action in sorted({(r.channel, r.action) for r in self.measured()})
         }
         data["requests"] = len(self.measured())
+        data["reloads"] = dict(self.reloads())
         data["warmup_requests"] = len(self.records) - len(self.measured())
         data["latency"] = self.latencies()
         data["rss_growth"] = self.rss_growth()
@@ -201,6 +211,7 @@ class Report:
             ("load average", f"{self.load_before[0]:.2f} before, {self.load_after[0]:.2f} after"),
             ("requests", f"{len(self.measured())}"),
             *((f"  {name}", str(outcomes[name])) for name in sorted(outcomes)),
+            ("Gradio reloads", ", ".join(f"{v} {k}" for k, v in self.reloads().items()) or "0"),
             ("latency p50 / p95 / max", _fmt(lat, "p50_s", "p95_s", "max_s")),
             ("first event p50 / p95", _fmt(lat, "ttft_p50_s", "ttft_p95_s")),
             ("threads baseline → after", f"{self.threads_baseline} → {self.threads_after}"),
@@ -345,13 +356,16 @@ class Visitor:
                     actions.append("reload")
                 action = self.random.choice(actions)
                 if action == "reload":
+                    record = Record(self.index, self.channel, "reload", self.phase)
+                    started = time.perf_counter()
                     try:
                         self._new_session()
+                        record.outcome = "reloaded"
                     except Exception as exc:  # the page did not load: a failure
-                        record = Record(self.index, self.channel, "reload", self.phase)
                         record.outcome, record.error = "failed", f"{type(exc).__name__}: {exc}"
-                        with self.lock:
-                            self.sink.append(record)
+                    record.latency_s = time.perf_counter() - started
+                    with self.lock:
+                        self.sink.append(record)
                 else:
                     self._request(action)
                 time.sleep(self.random.uniform(0.2, 1.5))
