@@ -191,7 +191,9 @@ class Report:
         }
         data["requests"] = len(self.measured())
         data["reloads"] = dict(self.reloads())
-        data["warmup_requests"] = len(self.records) - len(self.measured())
+        data["warmup_requests"] = sum(
+            r.phase == "warmup" and r.action != "reload" for r in self.records
+        )
         data["latency"] = self.latencies()
         data["rss_growth"] = self.rss_growth()
         data["violations"] = self.violations()
