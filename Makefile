@@ -9,7 +9,7 @@ FAST_STAMP := $(VENV)/.fast-installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev setup-fast run test test-unit lint bench
+.PHONY: setup setup-dev setup-fast run test test-unit lint bench soak
 
 setup: $(APP_STAMP)
 
@@ -51,6 +51,11 @@ test-unit: setup-dev
 ## Benchmark every installed engine: table, bench/results.json, bench/throughput.png
 bench: setup-dev setup-fast
 	$(PY) -m bench $(ARGS)
+
+## Soak: 30 simulated visitors for 3 minutes on loopback (the app started on a free port);
+## checks nothing is left behind; table + bench/soak.json (flags: make soak ARGS="--duration 60")
+soak: setup-dev
+	$(PY) -m bench.soak --visitors 30 --duration 180 $(ARGS)
 
 lint: setup-dev
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -26,13 +26,13 @@ from fastapi import FastAPI  # noqa: E402
 
 from api import mount_api  # noqa: E402
 from backends import fairness, netguard  # noqa: E402
-from backends.errors import InputValidationError, UnavailableError  # noqa: E402
+from backends.errors import BackendError, InputValidationError, UnavailableError  # noqa: E402
 from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
 from backends.tasks import TASKS  # noqa: E402
 from components import CSS, build_ui  # noqa: E402
-from components.connection import DefaultEndpoint  # noqa: E402
+from components.connection import DefaultEndpoint, configure_remote  # noqa: E402
 from components.visitors import Visitors  # noqa: E402
 
 DEFAULT_TOKEN_ENV = "PLAYGROUND_DEFAULT_TOKEN"
@@ -63,6 +63,8 @@ environment variables (each flag's default):
   PLAYGROUND_API_RATE_LIMIT    --api-rate-limit
   PLAYGROUND_TRUST_FORWARDED   --trust-forwarded (1) / --no-trust-forwarded (0)
   PLAYGROUND_OAUTH      --oauth (1) / --no-oauth (0)
+  PLAYGROUND_REMOTE_TIMEOUT    --remote-timeout
+  PLAYGROUND_REMOTE_LOAD_WAIT  --remote-load-wait
   SPACE_ID              set by Hugging Face Spaces: turns public mode on (unless --no-public)
                         and trusts X-Forwarded-For (the Space's proxy sets it)
   OAUTH_CLIENT_ID       set by a Space with `hf_oauth: true`: turns Sign in with HF on
@@ -239,6 +241,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "Hub requests. Default: on when OAUTH_CLIENT_ID is set (a Space with `hf_oauth: "
         "true`). Off a Space, Gradio signs in with this machine's own HF login (for trying it)",
     )
+    parser.add_argument(
+        "--remote-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=float(_env("PLAYGROUND_REMOTE_TIMEOUT", default="60")),
+        help="seconds a remote endpoint may stay silent (to connect, to start answering, "
+        "between streamed events) before the request fails with a timeout (default: 60)",
+    )
+    parser.add_argument(
+        "--remote-load-wait",
+        type=float,
+        metavar="SECONDS",
+        default=float(_env("PLAYGROUND_REMOTE_LOAD_WAIT", default="120")),
+        help="seconds to keep retrying while a remote endpoint answers 503 'model is "
+        "loading' (default: 120)",
+    )
     args = parser.parse_args(argv)
     rate = (args.api_rate_limit or "off").strip().lower()
     if rate not in ("off", "0", ""):
@@ -360,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     elif os.environ.get("SPACE_ID") or not is_loopback(args.host):
         logging.warning("Public mode is off (--no-public): visitors can reach this network.")
+    configure_remote(timeout=args.remote_timeout, load_wait=args.remote_load_wait)
     default = default_endpoint(args)
     if default is not None:
         logging.info(
@@ -372,16 +391,20 @@ def main(argv: list[str] | None = None) -> None:
         logging.info("No local model (--no-local-model): none is loaded.")
         serve(args, default.backend(), public=public, default=default, local_model=False)
         return
-    backend = LocalBackend(
-        args.model,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        max_queue=args.max_concurrent_requests,
-        max_batch_size=args.max_batch_size,
-        max_batch_tokens=args.max_batch_tokens,
-        task_models=dict(args.task_model),
-        engine=args.engine,
-    )
+    try:
+        backend = LocalBackend(
+            args.model,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            max_queue=args.max_concurrent_requests,
+            max_batch_size=args.max_batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+            task_models=dict(args.task_model),
+            engine=args.engine,
+        )
+    except BackendError as exc:  # --model names nothing there: say so in one line, exit
+        logging.critical("%s", exc.user_message())
+        sys.exit(f"Cannot serve --model {args.model}: {exc.user_message()}")
     if args.engine == "llama.cpp":
         # Asked for by name: it proves it runs on this CPU (a child process) before the app
         # serves anything, and the app stops with the reason if it cannot. Under auto the

@@ -8,6 +8,9 @@ registry of this app's own, so two apps in one process never mix their counts).
 
 from __future__ import annotations
 
+import re
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +26,7 @@ COUNTERS = (  # metric name, RequestQueue.metrics() key, help
     ("cancelled_tokens", "cancelled_tokens", "Tokens the cancelled requests had generated"),
     ("generated_tokens", "tokens", "Tokens generated"),
     ("batch_admissions", "admitted", "Requests admitted into the running batch"),
+    ("requests_failed", "errors", "Requests that ended with an error (e.g. out of memory)"),
 )
 
 
@@ -53,9 +57,31 @@ class EngineCollector(Collector):
             yield GaugeMetricFamily(f"{PREFIX}{name}", text, value=counts[name])
 
 
+def thread_kind(name: str) -> str:
+    """A thread's name without its serial number or address: "Thread-12 (pull)" →
+    "Thread", "asyncio-portal-7f3a…" → "asyncio-portal"; "stream-pull", "engine" stay."""
+    return re.sub(r"[-_ ](\d+|[0-9a-f]{8,})$", "", name.split(" (")[0])
+
+
+class ThreadCollector(Collector):
+    """``playground_threads{kind}``: this process's Python threads by kind, so a leak (a
+    stream's puller, a connection's reader left running) shows as a count that grows."""
+
+    def collect(self) -> Iterator[Any]:
+        family = GaugeMetricFamily(
+            f"{PREFIX}threads", "Python threads of this process, by kind", labels=["kind"]
+        )
+        for kind, count in sorted(
+            Counter(thread_kind(t.name) for t in threading.enumerate()).items()
+        ):
+            family.add_metric([kind], count)
+        yield family
+
+
 def metrics_routes(read: Callable[[], dict[str, Any]]) -> APIRouter:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(read))
+    registry.register(ThreadCollector())
     router = APIRouter()
 
     async def metrics() -> Response:

@@ -57,10 +57,25 @@ class DefaultEndpoint:
             token=self.token or None,
             guard=self.guard(),
             token_owner="the operator's",
+            **_REMOTE_OPTIONS,
         )
 
 
 _DEFAULT: DefaultEndpoint | None = None
+# The operator's limits for every remote request (``--remote-timeout``,
+# ``--remote-load-wait``): RemoteBackend's keyword arguments; empty = its defaults.
+_REMOTE_OPTIONS: dict[str, float] = {}
+
+
+def configure_remote(*, timeout: float | None = None, load_wait: float | None = None) -> None:
+    """Seconds a remote endpoint may stay silent (connect, between streamed bytes) and
+    seconds to keep retrying while it says its model is loading; None: RemoteBackend's
+    default."""
+    _REMOTE_OPTIONS.clear()
+    if timeout is not None:
+        _REMOTE_OPTIONS["timeout"] = timeout
+    if load_wait is not None:
+        _REMOTE_OPTIONS["load_wait"] = load_wait
 
 
 def configure_default(default: DefaultEndpoint | None) -> None:
@@ -167,9 +182,15 @@ def backend_for(connection: Connection | None, local: Backend) -> Backend:
     token = connection.request_token()
     if connection.is_url:
         return create_backend(
-            "remote", model=connection.model.strip() or None, base_url=endpoint, token=token
+            "remote",
+            model=connection.model.strip() or None,
+            base_url=endpoint,
+            token=token,
+            **_REMOTE_OPTIONS,
         )
-    return create_backend("remote", model=endpoint, provider=connection.provider, token=token)
+    return create_backend(
+        "remote", model=endpoint, provider=connection.provider, token=token, **_REMOTE_OPTIONS
+    )
 
 
 def backend_for_task(
@@ -189,6 +210,7 @@ def backend_for_task(
             model=default_model,
             provider=connection.provider,
             token=connection.request_token(),
+            **_REMOTE_OPTIONS,
         )
     return backend_for(connection, local)
 

@@ -159,6 +159,9 @@ _SHELL_SETTINGS = (
     "PLAYGROUND_API_RATE_LIMIT",
     "PLAYGROUND_TRUST_FORWARDED",
     "PLAYGROUND_OAUTH",
+    "PLAYGROUND_REMOTE_TIMEOUT",
+    "PLAYGROUND_REMOTE_LOAD_WAIT",
+    "PLAYGROUND_FAULTS",
 )
 # The server and browser tiers test the default transformers engine (batching, every TGI
 # parameter) unless a test asks for another: `auto` would pick llama.cpp where it is

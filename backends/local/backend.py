@@ -42,6 +42,19 @@ from backends.params import (
 
 log = logging.getLogger(__name__)
 
+LOAD_HINT = (
+    "Point --model (or PLAYGROUND_MODEL) at a complete transformers model directory "
+    "(config.json, tokenizer, weights), an intact .gguf file or a Hub id, or unset it for "
+    "the bundled model; PLAYGROUND_LOG_LEVEL=DEBUG logs the stack trace."
+)
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """One line of at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 WATERMARK_Z = 4.0  # z-score above which a text counts as watermarked (TGI/paper: 4)
 WATERMARK_MIN_TOKENS = 16  # below this a z-score says little either way
 
@@ -153,9 +166,16 @@ class LocalBackend:
             )
         except BackendError as exc:
             self._error = exc
+            log.error("%s", exc.user_message())  # the operator's terminal says it too
         except Exception as exc:  # any loader failure becomes a status the UI can show
-            log.exception("model load failed")
-            self._error = UnavailableError(f"Loading {self.source.model_id} failed: {exc}")
+            self._error = UnavailableError(
+                f"Loading {self.source.model_id} ({self.source.location}) failed: "
+                f"{type(exc).__name__}: {shorten(str(exc))}",
+                hint=LOAD_HINT,
+            )
+            # One line for the operator; the stack trace only when asked for (DEBUG).
+            log.error("%s", self._error.user_message())
+            log.debug("model load failed", exc_info=exc)
         finally:
             if self._error is not None:
                 self._message = self._error.user_message()

@@ -102,6 +102,12 @@ def bundled_gguf() -> Path:
     return path
 
 
+MODEL_HINT = (
+    "Point --model (or PLAYGROUND_MODEL) at a transformers model directory, a .gguf file "
+    "or a Hub id, or unset it for the bundled model."
+)
+
+
 def resolve_model(spec: str | None = None) -> ModelSource:
     """Turn ``--model`` / ``PLAYGROUND_MODEL`` / the bundled default into a ``ModelSource``."""
     spec = spec or os.environ.get("PLAYGROUND_MODEL") or None
@@ -115,7 +121,7 @@ def resolve_model(spec: str | None = None) -> ModelSource:
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise UnavailableError(f"GGUF file not found: {path}")
+            raise UnavailableError(f"GGUF file not found: {path}", hint=MODEL_HINT)
         return ModelSource("gguf", str(path.resolve()), path.name.split(".")[0])
     if path.is_dir():
         if (path / "config.json").is_file():
@@ -128,7 +134,7 @@ def resolve_model(spec: str | None = None) -> ModelSource:
             hint="Point --model at a transformers model directory or at one .gguf file.",
         )
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise UnavailableError(f"Model path not found: {spec}")
+        raise UnavailableError(f"Model path not found: {spec}", hint=MODEL_HINT)
     return ModelSource("hub", spec, spec)
 
 
@@ -322,7 +328,8 @@ def load_model(
     except OSError as exc:
         raise UnavailableError(
             f"Could not load model {source.model_id!r}: {exc}",
-            hint="Pass a local directory or .gguf file, or check your network / HF_TOKEN.",
+            hint="Check that it is a complete model (config.json, tokenizer, weights) or a Hub "
+            f"id you can reach (network, HF_TOKEN). {MODEL_HINT}",
         ) from exc
     model.to(target_device).eval()
     max_context, eos_ids = _limits(model.config, model.generation_config.eos_token_id, tokenizer)

@@ -23,6 +23,9 @@ The first path segment picks the behaviour, so a test points a client at
 ``drop-K``                streams K events, then closes the socket mid-chunked-body
 ``truncated-K``           streams K events, then ends the body cleanly with no final event
 ``malformed``             one good event, then ``data: {not json``
+``badjson-K``             K events, then ``data: {not json`` (invalid JSON in a data: line)
+``garbage-K``             K events, then a line that is not SSE at all (an HTML error page)
+``nodone``                every event, the last with its finish reason, but no ``[DONE]``
 ``error-K``               K events, then TGI's in-stream ``{"error", "error_type": "generation"}``
 ``endless``               one event every 20 ms until the client goes away
 ========================  ===================================================================
@@ -31,6 +34,10 @@ The first path segment picks the behaviour, so a test points a client at
 pointing here, Gradio's local stand-in for Sign in with HF (``--oauth`` off a Space) works.
 
 Every request is recorded (``endpoint.requests``) with its path, headers and JSON body.
+Connections are counted on the server's side: ``connections_open`` (accepted and not yet
+closed) and ``connections_total``. ``start(keep_alive=False)`` closes each connection after
+its response (``Connection: close``), so a connection still open when no request is running
+is one the client never closed.
 """
 
 from __future__ import annotations
@@ -105,6 +112,9 @@ class FakeEndpoint:
     disconnected: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keep_alive: bool = True
+    connections_open: int = 0
+    connections_total: int = 0
 
     @property
     def root(self) -> str:
@@ -165,6 +175,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
         pass
+
+    def setup(self) -> None:
+        with self.endpoint.lock:
+            self.endpoint.connections_open += 1
+            self.endpoint.connections_total += 1
+        super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.endpoint.lock:
+                self.endpoint.connections_open -= 1
+
+    def end_headers(self) -> None:
+        if not self.endpoint.keep_alive:
+            self.send_header("connection", "close")  # sets close_connection
+        super().end_headers()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -289,7 +317,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, chat: bool, body: dict[str, Any], name: str, count: int) -> None:
         details = bool((body.get("parameters") or {}).get("details"))
-        limits = {"drop": count, "stall": count, "truncated": count, "error": count}
+        limits = {
+            "drop": count,
+            "stall": count,
+            "truncated": count,
+            "error": count,
+            "badjson": count,
+            "garbage": count,
+        }
         limit = limits.get(name, 1 if name == "malformed" else len(REPLY))
         self._start_sse()
         if name == "endless":  # until the client hangs up (BrokenPipeError in do_POST)
@@ -297,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(self._event(chat, 0, "tick ", False, details))
             return
         for i, text in enumerate(REPLY[:limit]):
-            final = i == len(REPLY) - 1 and name == "ok"
+            final = i == len(REPLY) - 1 and name in ("ok", "nodone")
             self._chunk(self._event(chat, i, text, final, details))
         if name == "drop":  # mid chunked body: the client sees a broken stream
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -305,8 +340,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if name == "stall":
             self._sleep(HANG_S)
-        elif name == "malformed":
+        elif name in ("malformed", "badjson"):
             self._chunk("data: {not json\n\n")
+        elif name == "garbage":
+            self._chunk("<html><body><h1>502 Bad Gateway</h1></body></html>\n\n")
         elif name == "error":
             error = {
                 "error": "Request failed during generation: CUDA out of memory",
@@ -334,11 +371,12 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def start() -> FakeEndpoint:
-    """Serve on 127.0.0.1 with a port the OS picks; stop with ``stop(endpoint)``."""
+def start(*, keep_alive: bool = True) -> FakeEndpoint:
+    """Serve on 127.0.0.1 with a port the OS picks; stop with ``stop(endpoint)``.
+    ``keep_alive=False``: close every connection after its response."""
     handler = type("Handler", (_Handler,), {})
     server = _Server(("127.0.0.1", 0), handler)
-    endpoint = FakeEndpoint(server)
+    endpoint = FakeEndpoint(server, keep_alive=keep_alive)
     handler.endpoint = endpoint
     threading.Thread(
         target=server.serve_forever,

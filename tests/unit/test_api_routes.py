@@ -514,6 +514,7 @@ def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend
         "cancelled": 1,
         "cancelled_tokens": 7,
         "tokens": 40,
+        "errors": 2,
         "finished": {"length": 3, "eos_token": 1},
         "running": 2,
         "waiting": 1,
@@ -530,6 +531,11 @@ def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
     }
+    threads = {k[1]: v for k, v in samples.items() if k[0] == "playground_threads"}
+    assert threads[(("kind", "MainThread"),)] == 1  # and the others, by kind
+    assert all(count >= 1 for count in threads.values())
+    assert (("kind", "asyncio-portal"),) in threads  # the test client's, address dropped
+    samples = {k: v for k, v in samples.items() if k[0] != "playground_threads"}
     assert samples == {
         ("playground_requests_finished_total", (("finish", "eos_token"),)): 1,
         ("playground_requests_finished_total", (("finish", "length"),)): 3,
@@ -537,6 +543,7 @@ def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend
         ("playground_cancelled_tokens_total", ()): 7,
         ("playground_generated_tokens_total", ()): 40,
         ("playground_batch_admissions_total", ()): 5,
+        ("playground_requests_failed_total", ()): 2,
         ("playground_running", ()): 2,
         ("playground_waiting", ()): 1,
         ("playground_max_queue", ()): 64,
@@ -546,6 +553,7 @@ def test_metrics_are_the_engine_counts_in_prometheus_text_behind_the_key(backend
 
 def test_metrics_while_loading_are_empty_and_absent_without_a_reader(backend):
     with make_client(backend, metrics=dict) as client:
-        assert client.get("/api/metrics").text == ""
+        text = client.get("/api/metrics").text
+        assert [line for line in text.splitlines() if "playground_threads" not in line] == []
     with make_client(backend) as client:
         assert client.get("/api/metrics").status_code == 404

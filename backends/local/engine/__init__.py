@@ -11,6 +11,7 @@
 - ``grammar.py``    constrained decoding (llguidance)
 - ``select.py``     which engine runs (``--engine``), loading for it, building it
 - ``probe.py``      llama.cpp's canary and build check (does it run on this CPU?)
+- ``faults.py``     failures injected on purpose, for tests (``PLAYGROUND_FAULTS=oom@N``)
 
 Nothing is imported here, so importing one module does not load the others (torch and
 llama_cpp are imported lazily inside them).

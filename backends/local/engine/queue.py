@@ -97,7 +97,13 @@ class RequestQueue:
         self._stopping = False
         self._thread: threading.Thread | None = None
         # Cumulative counts since start, kept from the events (``metrics()``).
-        self._totals = {"admitted": 0, "cancelled": 0, "cancelled_tokens": 0, "tokens": 0}
+        self._totals = {
+            "admitted": 0,
+            "cancelled": 0,
+            "cancelled_tokens": 0,
+            "tokens": 0,
+            "errors": 0,
+        }
         self._finished: dict[str, int] = {}  # finish reason → requests done
         self._recent_seconds: float | None = None  # moving average of a request's duration
 
@@ -121,7 +127,8 @@ class RequestQueue:
     def metrics(self) -> dict[str, Any]:
         """A snapshot for monitoring (``/api/metrics``): counts since start — ``admitted``
         (batch admissions), ``cancelled`` requests and the ``cancelled_tokens`` they had
-        generated, generated ``tokens``, ``finished`` (finish reason → requests) — and now:
+        generated, generated ``tokens``, ``errors`` (requests ended with an error: out of
+        memory, a failed step, shutdown), ``finished`` (finish reason → requests) — and now:
         ``running``, ``waiting``, ``max_queue``, ``failed`` (0/1)."""
         with self._cond:
             return {
@@ -230,6 +237,8 @@ class RequestQueue:
         request.ended = True
         with self._cond:
             self._in_flight -= 1
+            if error is not None:
+                self._totals["errors"] += 1
         end_request(request, error)
 
     def drain(self, error: BaseException, serving: list[Request] = ()) -> None:

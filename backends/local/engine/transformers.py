@@ -23,6 +23,7 @@ import logging
 from collections import deque
 
 from backends.errors import GenerationError, UnavailableError
+from backends.local.engine.faults import FaultPlan, is_out_of_memory
 from backends.local.engine.kv_batch import KVBatch, supports_batching
 from backends.local.engine.queue import RequestQueue, TokenStream
 from backends.local.engine.sampling import SamplingParams
@@ -53,6 +54,13 @@ class TransformersEngine:
             holds at every step; a request that does not fit waits (one alone always runs).
         prefill_chunk: prompt tokens per prefill pass; about this many are prefilled
             between two decode steps.
+        faults: failures to inject, for tests (default: ``PLAYGROUND_FAULTS``, usually
+            none; see ``engine/faults.py``).
+
+    Running out of memory (a forward pass, a prefill chunk, merging a cache) fails the
+    requests it hit with a ``GenerationError`` saying so, after the tokens they already
+    streamed; their KV cache is dropped, the allocator's cache emptied, and the engine keeps
+    serving the next requests.
     """
 
     def __init__(
@@ -63,6 +71,7 @@ class TransformersEngine:
         max_batch_size: int = 16,
         max_batch_tokens: int = 16384,
         prefill_chunk: int = PREFILL_CHUNK,
+        faults: FaultPlan | None = None,
     ) -> None:
         if min(max_batch_size, max_batch_tokens, prefill_chunk) < 1:
             raise ValueError("max_batch_size, max_batch_tokens and prefill_chunk must be >= 1")
@@ -73,6 +82,7 @@ class TransformersEngine:
         self.max_batch_size = max_batch_size if supports_batching(loaded.model) else 1
         self.max_batch_tokens = max_batch_tokens
         self.prefill_chunk = prefill_chunk
+        self._faults = faults if faults is not None else FaultPlan.from_env()
         # Worker-only state: requests being prefilled, and the decoding rows with their cache.
         self._prefilling: deque[Sequence] = deque()
         self._rows: list[Sequence] = []
@@ -129,19 +139,42 @@ class TransformersEngine:
                     self._decode()
                 except Exception as exc:  # e.g. out of memory merging caches: the batch is
                     # lost, so every request in it fails; the worker keeps serving the rest
-                    for sequence in (*self._prefilling, *self._rows):
-                        self._fail(sequence, exc)
+                    lost = (*self._prefilling, *self._rows)
                     self._prefilling.clear()
                     self._rows, self._batch = [], KVBatch()
+                    for sequence in lost:
+                        self._fail(sequence, exc, batch=len(lost))
+                    if is_out_of_memory(exc):
+                        _release_memory()
                 self._batch_tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
         self._abort_all()
 
     def _serving(self) -> list[Request]:
         return [s.request for s in (*self._prefilling, *self._rows)]
 
-    def _fail(self, sequence: Sequence, exc: Exception) -> None:
-        log.error("generation failed", exc_info=exc)
-        self.queue.end(sequence.request, GenerationError(f"Generation failed: {exc}"))
+    def _fail(self, sequence: Sequence, exc: Exception, batch: int = 1) -> None:
+        """End ``sequence`` with ``exc`` as a ``GenerationError`` (the tokens it streamed
+        stay with its consumer); ``batch``: how many requests the failure hit."""
+        if is_out_of_memory(exc):
+            log.error(
+                "out of memory after %d tokens (batch of %d): the request fails, the engine "
+                "keeps serving: %s",
+                sequence.index,
+                batch,
+                exc,
+            )
+            shared = f" (in a batch of {batch} requests)" if batch > 1 else ""
+            error = GenerationError(
+                f"The local model ran out of memory after {sequence.index} generated "
+                f"tokens{shared}.",
+                hint="The text so far is kept. Retry, with a shorter prompt or fewer new "
+                "tokens; if it keeps happening, restart the app with a lower "
+                "--max-batch-size or --max-batch-tokens.",
+            )
+        else:
+            log.error("generation failed", exc_info=exc)
+            error = GenerationError(f"Generation failed: {exc}")
+        self.queue.end(sequence.request, error)
 
     def _abort_all(self) -> None:
         serving = self._serving()
@@ -200,6 +233,8 @@ class TransformersEngine:
             except Exception as exc:  # this request fails; the others keep going
                 self._prefilling.popleft()
                 self._fail(sequence, exc)
+                if is_out_of_memory(exc):
+                    _release_memory()
                 continue
             if sequence.prefilling:
                 continue
@@ -225,11 +260,15 @@ class TransformersEngine:
         if not rows:
             return
         try:
+            self._faults.before_decode()
             logits = self._batch.forward(self.loaded.model, [s.ids[-1] for s in rows])
         except Exception as exc:  # the pass is shared: every row in it fails
+            # Drop the batch's cache outright (not ``keep([])``, which computes on it).
+            self._rows, self._batch = [], KVBatch()
             for sequence in rows:
-                self._fail(sequence, exc)
-            self._leave([])
+                self._fail(sequence, exc, batch=len(rows))
+            if is_out_of_memory(exc):
+                _release_memory()
             return
         keep = []
         for i, sequence in enumerate(rows):
@@ -250,3 +289,15 @@ class TransformersEngine:
             return
         self._batch.keep(keep)
         self._rows = [self._rows[i] for i in keep]
+
+
+def _release_memory() -> None:
+    """After running out of memory: collect what the failed batch held and hand the
+    allocator's cached blocks back, so the next batch starts from a clean slate."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
