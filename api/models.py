@@ -190,4 +190,6 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputValidationError("The request body must be JSON.") from None
+    except RecursionError:  # json's decoder recurses once per nested array or object
+        raise InputValidationError("The request body's JSON is nested too deeply.") from None
     return parse(model, body)

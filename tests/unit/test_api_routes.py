@@ -31,6 +31,7 @@ from huggingface_hub import (
 )
 
 from api import mount_api
+from api.errors import UNEXPECTED
 from backends import Backend, BackendStatus
 from backends.errors import (
     BackendError,
@@ -359,6 +360,18 @@ def test_a_body_that_is_not_json_is_422(client, backend):
     assert backend.calls == []
 
 
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'], ids=["arrays", "objects"])
+def test_json_nested_too_deeply_is_422_not_a_recursion_error(client, backend, opener):
+    # json's decoder recurses once per level: 100 000 levels exceed Python's stack limit.
+    closer = b"]" if opener == b"[" else b"}"
+    body = b'{"inputs": "Hi", "parameters": ' + opener * 100_000 + b"1" + closer * 100_000 + b"}"
+    response = client.post("/api/generate", content=body)
+
+    message = tgi_error(response, 422, "validation")
+    assert message == "The request body's JSON is nested too deeply."
+    assert backend.calls == []
+
+
 def _unserved(key: str, got: str) -> str:
     return f"`{key}` is not supported by this server yet (got {got})"
 
@@ -453,12 +466,13 @@ def test_an_error_after_the_stream_started_is_its_last_event(client, backend, st
     assert len(chat) == 2 and json.loads(chat[-1]) == failed  # and no [DONE]
 
 
-def test_an_unexpected_exception_is_500_unknown_without_a_trace(backend):
-    backend.error = RuntimeError("the fake broke")
+def test_an_unexpected_exception_is_500_unknown_without_its_text(backend):
+    backend.error = RuntimeError("the fake broke at /srv/secret.py")
     with make_client(backend, raise_server_exceptions=False) as client:
         response = client.post("/api/generate", json={"inputs": "Hi"})
 
-    assert tgi_error(response, 500, "unknown") == "the fake broke"
+    assert tgi_error(response, 500, "unknown") == UNEXPECTED
+    assert "fake broke" not in response.text and "Traceback" not in response.text
 
 
 # -- the API key -------------------------------------------------------------------------
