@@ -26,6 +26,25 @@ async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
+# TGI's error body, documented for every route (``/api/openapi.json``).
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
+    "required": ["error", "error_type"],
+}
+_ERRORS = {
+    401: "authentication: a missing or wrong API key",
+    422: "validation: the request is refused before any compute",
+    424: "generation: the model failed while generating",
+    429: "overloaded: too many requests in flight",
+    500: "unknown: a bug (the server logs it)",
+    503: "unavailable: the model is loading or failed to load",
+}
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"description": what, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    for status, what in _ERRORS.items()
+}
+
 UNEXPECTED = "The server failed on this request (a bug: its log has the details)."
 
 

@@ -141,6 +141,27 @@ class ChatRequest(ChatCompletionParameters):
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its local ``$ref``s replaced by their ``$defs`` (none recursive)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting ``model`` as the JSON body of a route that reads it
+    with ``parse_body`` (so that refusals keep TGI's error shape, not FastAPI's)."""
+    schema = model.model_json_schema()
+    body = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
 # What a wrong top-level field is told, whatever pydantic found (missing, wrong type).
 _SHAPES = {
     "inputs": "`inputs` must be a string",

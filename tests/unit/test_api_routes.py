@@ -305,6 +305,37 @@ def test_health_is_200_when_ready_and_the_docs_are_served(client):
     }
 
 
+def test_openapi_documents_each_body_and_tgi_error_responses(client):
+    # Routes read their bodies themselves (parse_body, for TGI's error shape): without
+    # openapi_extra the schema showed no body at all, and clients/fuzzers sent none.
+    paths = client.get("/api/openapi.json").json()["paths"]
+    bodies = {
+        path: operation["requestBody"]["content"]["application/json"]["schema"]
+        for path, operations in paths.items()
+        for operation in operations.values()
+        if "requestBody" in operation
+    }
+    assert set(bodies) == {
+        "/api",
+        "/api/generate",
+        "/api/generate_stream",
+        "/api/tokenize",
+        "/api/v1/chat/completions",
+        "/api/chat/completions",
+    }
+    assert bodies["/api/generate"]["required"] == ["inputs"]
+    parameters = bodies["/api/generate"]["properties"]["parameters"]["anyOf"][0]
+    assert parameters["properties"]["top_n_tokens"]["anyOf"][0]["maximum"] == 5
+    assert "$ref" not in json.dumps(bodies)  # inlined: no "#/$defs/…" pointing nowhere
+    assert bodies["/api/v1/chat/completions"]["required"] == ["messages"]
+    generate = paths["/api/generate"]["post"]["responses"]
+    error = generate["422"]["content"]["application/json"]["schema"]
+    assert error["required"] == ["error", "error_type"]
+    assert set(generate) >= {"200", "401", "422", "424", "429", "503"}
+    stream = paths["/api/generate_stream"]["post"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]
+
+
 # -- refused requests: 422 validation, before the backend is called ----------------------
 
 
