@@ -16,9 +16,11 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -64,7 +66,7 @@ class GenerateParameters(TextGenerationParameters):
 class GenerateRequest(BaseModel):
     """TGI's ``/generate``, ``/generate_stream`` and ``POST /`` body (other keys ignored)."""
 
-    inputs: str
+    inputs: str = Field(json_schema_extra={"minLength": 1})
     parameters: GenerateParameters | None = None
     stream: bool | None = None  # POST / only: ``/generate_stream`` instead of ``/generate``
 
@@ -103,11 +105,29 @@ def _message_text(content: Any) -> str:
     raise _refuse("message `content` must be a string or a list of parts", None)
 
 
+# What /api/openapi.json says a message's content is (``_message_text`` checks it).
+_CONTENT = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                "required": ["type", "text"],
+            },
+        },
+    ]
+}
+
+
 class ChatRequestMessage(BaseModel):
     """One OpenAI message; its role is checked by the backend (the chat template's)."""
 
-    role: Any = None
-    content: Annotated[Any, AfterValidator(_message_text)] = Field(
+    model_config = ConfigDict(json_schema_extra={"required": ["role", "content"]})
+
+    role: Annotated[Any, WithJsonSchema({"type": "string"})] = None
+    content: Annotated[Any, AfterValidator(_message_text), WithJsonSchema(_CONTENT)] = Field(
         default=None, validate_default=True
     )
 
@@ -115,7 +135,7 @@ class ChatRequestMessage(BaseModel):
 class ChatRequest(ChatCompletionParameters):
     """OpenAI's ``/v1/chat/completions`` body (unknown keys are refused)."""
 
-    messages: list[ChatRequestMessage]
+    messages: list[ChatRequestMessage] = Field(json_schema_extra={"minItems": 1})
     model: Any = None  # any value: one model is served
     n: OnlyNoneOrOne = None
     stream: bool | None = None

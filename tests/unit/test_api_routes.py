@@ -327,7 +327,15 @@ def test_openapi_documents_each_body_and_tgi_error_responses(client):
     parameters = bodies["/api/generate"]["properties"]["parameters"]["anyOf"][0]
     assert parameters["properties"]["top_n_tokens"]["anyOf"][0]["maximum"] == 5
     assert "$ref" not in json.dumps(bodies)  # inlined: no "#/$defs/…" pointing nowhere
+    assert bodies["/api/generate"]["properties"]["inputs"] == {
+        "minLength": 1,
+        "title": "Inputs",
+        "type": "string",
+    }
+    messages = bodies["/api/v1/chat/completions"]["properties"]["messages"]
     assert bodies["/api/v1/chat/completions"]["required"] == ["messages"]
+    assert messages["minItems"] == 1 and messages["items"]["required"] == ["role", "content"]
+    assert messages["items"]["properties"]["content"]["anyOf"][0] == {"type": "string"}
     generate = paths["/api/generate"]["post"]["responses"]
     error = generate["422"]["content"]["application/json"]["schema"]
     assert error["required"] == ["error", "error_type"]
