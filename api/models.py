@@ -126,7 +126,7 @@ class ChatRequestMessage(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"required": ["role", "content"]})
 
-    role: Annotated[Any, WithJsonSchema({"type": "string"})] = None
+    role: Annotated[Any, WithJsonSchema({"enum": ["system", "user", "assistant"]})] = None
     content: Annotated[Any, AfterValidator(_message_text), WithJsonSchema(_CONTENT)] = Field(
         default=None, validate_default=True
     )
