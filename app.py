@@ -466,7 +466,14 @@ def serve(
         visitors=visitors,
     )
     demo.queue(default_concurrency_limit=1)
-    gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=True)
+    # show_error=False: an exception that is not a gr.Error (a bug, or a payload Gradio
+    # itself cannot preprocess) reaches a visitor as a plain "Error", never as its text.
+    # Every refusal the app foresees is a gr.Error or a toast with its own sentence.
+    gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=False)
+    # Gradio checks that a file an event receives was uploaded (not any path on this
+    # server, e.g. {"path": "/etc/passwd"} sent to an image endpoint) only once its Blocks
+    # "has launched", which mount_gradio_app never marks (Gradio 6.31): mark it here.
+    demo.has_launched = True
     logging.info("Serving the UI at http://%s:%d", args.host, args.port)
     # Open streams (SSE, Gradio heartbeats) would hold a graceful shutdown forever: Ctrl+C
     # and SIGTERM wait at most a few seconds for them.

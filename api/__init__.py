@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from api.auth import require_key
-from api.errors import add_error_handlers
+from api.errors import ERROR_RESPONSES, add_error_handlers
 from api.limits import FairnessMiddleware
 from api.metrics import metrics_routes
 from api.openai import openai_routes
@@ -59,13 +59,20 @@ def create_api(
         raise UnavailableError(backend.status().message)
 
     router = APIRouter(tags=["local API"])
-    keyed = [Depends(require_key(api_key))]
-    router.include_router(tgi_routes(backend, public=public), prefix=PREFIX, dependencies=keyed)
-    router.include_router(openai_routes(backend), prefix=PREFIX, dependencies=keyed)
+    keyed = dict(prefix=PREFIX, dependencies=[Depends(require_key(api_key))])
+    keyed["responses"] = ERROR_RESPONSES  # documented in /api/openapi.json
+    router.include_router(tgi_routes(backend, public=public), **keyed)
+    router.include_router(openai_routes(backend), **keyed)
     if metrics is not None:
-        router.include_router(metrics_routes(metrics), prefix=PREFIX, dependencies=keyed)
+        router.include_router(metrics_routes(metrics), **keyed)
     # Health probes (load balancers, Spaces) carry no key: /health reveals only readiness.
-    router.add_api_route(f"{PREFIX}/health", health, methods=["GET"])
+    router.add_api_route(
+        f"{PREFIX}/health",
+        health,
+        methods=["GET"],
+        response_class=Response,
+        responses={200: {"description": "ready (no body)"}, 503: ERROR_RESPONSES[503]},
+    )
     return router
 
 

@@ -1,6 +1,7 @@
 """TGI's error responses: ``{"error": ..., "error_type": ...}`` with the status code of
 the ``BackendError`` raised (422 validation, 424 generation, 429 overloaded, 401
-authentication, 503 unavailable, 500 otherwise).
+authentication, 503 unavailable, 500 otherwise). Any other exception is a bug: its text is
+logged (with the stack), never sent.
 
 Routes just raise; one handler answers. An error after a stream started cannot change the
 status any more: ``api.responses.event_stream`` sends it as the stream's last ``data:``
@@ -25,9 +26,32 @@ async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
+# TGI's error body, documented for every route (``/api/openapi.json``).
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
+    "required": ["error", "error_type"],
+}
+_ERRORS = {
+    401: "authentication: a missing or wrong API key",
+    422: "validation: the request is refused before any compute",
+    424: "generation: the model failed while generating",
+    429: "overloaded: too many requests in flight",
+    500: "unknown: a bug (the server logs it)",
+    503: "unavailable: the model is loading or failed to load",
+}
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"description": what, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    for status, what in _ERRORS.items()
+}
+
+UNEXPECTED = "The server failed on this request (a bug: its log has the details)."
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Never a stack trace to the client; the server logs it (uvicorn, as for any crash).
-    return JSONResponse({"error": str(exc), "error_type": "unknown"}, status_code=500)
+    # Neither a stack trace nor the exception's text to the client (it may name paths,
+    # internals or echo the input); the server logs both (uvicorn, as for any crash).
+    return JSONResponse({"error": UNEXPECTED, "error_type": "unknown"}, status_code=500)
 
 
 def add_error_handlers(app: FastAPI) -> None:

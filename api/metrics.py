@@ -88,5 +88,11 @@ def metrics_routes(read: Callable[[], dict[str, Any]]) -> APIRouter:
         """The local engine's counts, Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    router.add_api_route("/metrics", metrics, methods=["GET"])
+    router.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
     return router

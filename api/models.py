@@ -16,9 +16,11 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -64,7 +66,7 @@ class GenerateParameters(TextGenerationParameters):
 class GenerateRequest(BaseModel):
     """TGI's ``/generate``, ``/generate_stream`` and ``POST /`` body (other keys ignored)."""
 
-    inputs: str
+    inputs: str = Field(json_schema_extra={"minLength": 1})
     parameters: GenerateParameters | None = None
     stream: bool | None = None  # POST / only: ``/generate_stream`` instead of ``/generate``
 
@@ -103,11 +105,29 @@ def _message_text(content: Any) -> str:
     raise _refuse("message `content` must be a string or a list of parts", None)
 
 
+# What /api/openapi.json says a message's content is (``_message_text`` checks it).
+_CONTENT = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                "required": ["type", "text"],
+            },
+        },
+    ]
+}
+
+
 class ChatRequestMessage(BaseModel):
     """One OpenAI message; its role is checked by the backend (the chat template's)."""
 
-    role: Any = None
-    content: Annotated[Any, AfterValidator(_message_text)] = Field(
+    model_config = ConfigDict(json_schema_extra={"required": ["role", "content"]})
+
+    role: Annotated[Any, WithJsonSchema({"enum": ["system", "user", "assistant"]})] = None
+    content: Annotated[Any, AfterValidator(_message_text), WithJsonSchema(_CONTENT)] = Field(
         default=None, validate_default=True
     )
 
@@ -115,7 +135,7 @@ class ChatRequestMessage(BaseModel):
 class ChatRequest(ChatCompletionParameters):
     """OpenAI's ``/v1/chat/completions`` body (unknown keys are refused)."""
 
-    messages: list[ChatRequestMessage]
+    messages: list[ChatRequestMessage] = Field(json_schema_extra={"minItems": 1})
     model: Any = None  # any value: one model is served
     n: OnlyNoneOrOne = None
     stream: bool | None = None
@@ -140,6 +160,27 @@ class ChatRequest(ChatCompletionParameters):
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its local ``$ref``s replaced by their ``$defs`` (none recursive)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting ``model`` as the JSON body of a route that reads it
+    with ``parse_body`` (so that refusals keep TGI's error shape, not FastAPI's)."""
+    schema = model.model_json_schema()
+    body = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
 
 # What a wrong top-level field is told, whatever pydantic found (missing, wrong type).
 _SHAPES = {
@@ -190,4 +231,6 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputValidationError("The request body must be JSON.") from None
+    except RecursionError:  # json's decoder recurses once per nested array or object
+        raise InputValidationError("The request body's JSON is nested too deeply.") from None
     return parse(model, body)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.models import ChatRequest, parse_body
+from api.models import ChatRequest, openapi_body, parse_body
 from api.responses import event_stream, plain
 from backends import Backend
 
@@ -37,7 +37,11 @@ def openai_routes(backend: Backend) -> APIRouter:
         model = {"id": info["model_id"], "object": "model", "created": int(time.time())}
         return JSONResponse({"object": "list", "data": [{**model, "owned_by": "local"}]})
 
-    router.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
-    router.add_api_route("/chat/completions", chat_completions, methods=["POST"])
+    documented = dict(
+        openapi_extra=openapi_body(ChatRequest),
+        responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    )
+    router.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], **documented)
+    router.add_api_route("/chat/completions", chat_completions, methods=["POST"], **documented)
     router.add_api_route("/v1/models", models, methods=["GET"])
     return router

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.models import GenerateRequest, TokenizeRequest, parse_body
+from api.models import GenerateRequest, TokenizeRequest, openapi_body, parse_body
 from api.responses import event_stream, plain
 from backends import Backend
 from backends.errors import InputValidationError
@@ -71,10 +72,23 @@ def tgi_routes(backend: Backend, *, public: bool = False) -> APIRouter:
             raise InputValidationError("This backend cannot tokenize.")
         return JSONResponse(await run_in_threadpool(backend.tokenize, body.inputs))
 
-    router.add_api_route("", compat_generate, methods=["POST"])
+    generate_body = openapi_body(GenerateRequest)
+    json_or_sse = {200: {"content": {"application/json": {}, "text/event-stream": {}}}}
+    router.add_api_route(
+        "", compat_generate, methods=["POST"], openapi_extra=generate_body, responses=json_or_sse
+    )
     router.add_api_route("/", compat_generate, methods=["POST"], include_in_schema=False)
-    router.add_api_route("/generate", generate, methods=["POST"])
-    router.add_api_route("/generate_stream", generate_stream, methods=["POST"])
+    router.add_api_route("/generate", generate, methods=["POST"], openapi_extra=generate_body)
+    router.add_api_route(
+        "/generate_stream",
+        generate_stream,
+        methods=["POST"],
+        openapi_extra=generate_body,
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     router.add_api_route("/info", info, methods=["GET"])
-    router.add_api_route("/tokenize", tokenize, methods=["POST"])
+    router.add_api_route(
+        "/tokenize", tokenize, methods=["POST"], openapi_extra=openapi_body(TokenizeRequest)
+    )
     return router

@@ -8,7 +8,9 @@ local backend decodes it for its model.
 
 from __future__ import annotations
 
+import csv
 import io
+from collections import Counter
 from math import ceil, gcd
 from pathlib import Path
 
@@ -225,6 +227,16 @@ def check_table(table: dict[str, list]) -> dict[str, list[str]]:
     }
 
 
+def _header_width(data: bytes) -> int:
+    """How many fields the first row has (quotes respected), without building a table;
+    0 when the csv module cannot read it (pandas then says why)."""
+    rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
+    try:
+        return len(next(rows, []))
+    except csv.Error:  # e.g. a quoted field past the csv module's field size limit
+        return 0
+
+
 def read_csv(source: bytes | str | Path) -> dict[str, list[str]]:
     """A CSV upload as a checked table (all cells strings)."""
     import pandas
@@ -232,6 +244,14 @@ def read_csv(source: bytes | str | Path) -> dict[str, list[str]]:
     data = read_bytes(source, what="CSV", limit=MAX_TABLE_BYTES)
     if not data.strip():
         raise InputValidationError("The CSV file is empty.", hint="Upload a CSV with a header row.")
+    # Before pandas: a 10 MB header row holds millions of columns, which pandas (and the
+    # checks below) would take minutes to build a table of, only to refuse it.
+    width = _header_width(data)
+    if width > MAX_TABLE_COLUMNS:
+        raise InputValidationError(
+            f"The CSV file has {width} columns; the limit is {MAX_TABLE_COLUMNS}.",
+            hint="Upload fewer columns.",
+        )
     try:
         # header=None: pandas would rename a repeated header ("a" → "a.1") and, when rows
         # have one field more than the header, silently take the first column as the index.
@@ -249,7 +269,8 @@ def read_csv(source: bytes | str | Path) -> dict[str, list[str]]:
             hint="Upload a comma-separated UTF-8 file with a header row.",
         ) from exc
     header, rows = [str(name).strip() for name in frame.iloc[0]], frame.iloc[1:]
-    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    counts = Counter(header)
+    repeated = sorted(name for name, count in counts.items() if name and count > 1)
     if repeated:
         raise InputValidationError(
             f"The CSV file has two columns named {repeated[0]!r}.",

@@ -123,13 +123,42 @@ class ChatCompletionParameters(BaseModel):
         return self
 
 
+def _invalid_character(text: str) -> str | None:
+    """Why ``text`` cannot be tokenized, or ``None``: a lone UTF-16 surrogate (JSON's
+    ``"\\ud800"`` escape decodes to one) has no UTF-8 encoding, so no tokenizer reads it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"holds an invalid character at position {exc.start}: {text[exc.start]!r} is "
+            "half of a UTF-16 surrogate pair, not a character"
+        )
+    return None
+
+
+def check_text(text: str, field: str) -> str:
+    """``text``, or an ``InputValidationError`` naming ``field`` when no tokenizer can read
+    it (see ``_invalid_character``)."""
+    problem = _invalid_character(text)
+    if problem:
+        raise InputValidationError(f"`{field}` {problem}", field=field, hint="Send valid text.")
+    return text
+
+
+def _valid_text(text: str) -> str:
+    problem = _invalid_character(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
 class ChatMessage(BaseModel):
     """One message as the chat template takes it."""
 
     model_config = ConfigDict(extra="forbid")
 
     role: str = Field(pattern="^(system|user|assistant)$")
-    content: str
+    content: Annotated[str, AfterValidator(_valid_text)]
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -21,6 +21,8 @@ from components.common import (
     GENERATION_CONCURRENCY_ID,
     TICK,
     StreamStats,
+    api_messages,
+    api_text,
     loading_notice,
     show_error,
     show_problem,
@@ -353,13 +355,23 @@ def render(
         {"role", "content"} messages before this one. `endpoint` (a Hub model id or a URL;
         empty = the local model), `provider`, `model` (for OpenAI-compatible URLs) and
         `token` pick a remote endpoint."""
-        if not message or not message.strip():
+        message = api_text(message, "message")
+        if not message.strip():
             raise gr.Error("`message` cannot be empty.", print_exception=False)
         messages = to_messages(
-            [*(history or []), {"role": "user", "content": message}], system_prompt
+            [*api_messages(history, "history"), {"role": "user", "content": message}],
+            api_text(system_prompt, "system_prompt"),
         )
         try:
-            connection = signed_in(api_connection(endpoint, provider, model, token), oauth)
+            connection = signed_in(
+                api_connection(
+                    api_text(endpoint, "endpoint"),
+                    api_text(provider, "provider"),
+                    api_text(model, "model"),
+                    api_text(token, "token"),
+                ),
+                oauth,
+            )
             backend = backend_for(connection, local)
             form = ChatForm(
                 max_tokens=max_tokens,

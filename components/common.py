@@ -33,6 +33,33 @@ def to_gradio_error(exc: BackendError) -> gr.Error:
     return gr.Error(exc.user_message(), title=_title(exc), print_exception=False)
 
 
+def api_text(value: object, name: str) -> str:
+    """A Gradio API endpoint's text argument (``None`` is empty). A client may send any
+    JSON there: anything but a string is refused naming the argument."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise gr.Error(
+            f"`{name}` must be a string (got {type(value).__name__}).",
+            title="Invalid input",
+            print_exception=False,
+        )
+    return value
+
+
+def api_messages(value: object, name: str) -> list[dict]:
+    """A Gradio API endpoint's list of ``{"role", "content"}`` messages (``None`` is none)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise gr.Error(
+            f'`{name}` must be a list of {{"role", "content"}} messages.',
+            title="Invalid input",
+            print_exception=False,
+        )
+    return value
+
+
 def show_error(exc: BackendError) -> None:
     """For UI handlers: a toast with the reason; outputs keep what they show. (Raising
     ``gr.Error`` would cover the chat or the partial output with an error overlay.)"""

@@ -71,7 +71,9 @@ def unset_off(values: dict[str, Any], *, or_above: Collection[str] = ()) -> dict
     unset = {}
     for name, value in values.items():
         off = OFF.get(name)
-        if off is not None and value is not None:
+        # Only numbers are compared: anything else (a string from the API) is left for
+        # the parameter model to refuse, naming the field.
+        if off is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             if value == off or (name in or_above and value > off):
                 value = None
         unset[name] = value

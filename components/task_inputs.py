@@ -10,7 +10,13 @@ from typing import Any
 import pandas as pd
 
 from backends.errors import InputValidationError
-from backends.media import check_audio, check_image, check_table, read_csv
+from backends.media import (
+    MAX_TABLE_COLUMNS,
+    check_audio,
+    check_image,
+    check_table,
+    read_csv,
+)
 from backends.tasks import TaskSpec, validate_parameters
 
 DEFAULT_CHOICE = "default"  # a choice / bool widget's "leave it to the server"
@@ -26,12 +32,24 @@ def split_lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+def _check_width(columns: int) -> None:
+    """``check_table``'s column limit, before pandas converts every cell: 100 000
+    columns took half a minute only to be refused."""
+    if columns > MAX_TABLE_COLUMNS:
+        raise InputValidationError(
+            f"The table has {columns} columns; the limit is {MAX_TABLE_COLUMNS}."
+        )
+
+
 def table_from_frame(value: Any) -> dict[str, list[str]]:
     """A ``gr.Dataframe`` value (pandas, or the API's ``{headers, data}``) as
     InferenceClient's ``{column: [cell, …]}``, blank rows dropped, checked."""
     if isinstance(value, dict) and "headers" in value:
+        if isinstance(value["headers"], list):
+            _check_width(len(value["headers"]))
         value = pd.DataFrame(value.get("data") or [], columns=value["headers"])
     frame = pd.DataFrame(value if value is not None else {})
+    _check_width(frame.shape[1])
     frame = frame.fillna("").astype(str)
     # An editable grid keeps a blank row to type into; it is not data.
     frame = frame[frame.apply(lambda row: any(cell.strip() for cell in row), axis=1)]

@@ -20,6 +20,7 @@ from components.common import (
     GENERATION_CONCURRENCY_ID,
     TICK,
     StreamStats,
+    api_text,
     loading_notice,
     show_error,
     to_gradio_error,
@@ -238,10 +239,19 @@ def render(
         """Continue `prompt`: streams the generated text so far. `endpoint` (a Hub model id
         or a URL; empty = the local model), `provider`, `model` and `token` pick a remote
         endpoint."""
+        prompt = api_text(prompt, "prompt")
         if not prompt:
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
-            connection = signed_in(api_connection(endpoint, provider, model, token), oauth)
+            connection = signed_in(
+                api_connection(
+                    api_text(endpoint, "endpoint"),
+                    api_text(provider, "provider"),
+                    api_text(model, "model"),
+                    api_text(token, "token"),
+                ),
+                oauth,
+            )
             backend = backend_for(connection, local)
             form = TextGenerationForm(
                 max_new_tokens=max_new_tokens,

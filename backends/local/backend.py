@@ -37,6 +37,7 @@ from backends.params import (
     ChatCompletionParameters,
     ChatMessage,
     TextGenerationParameters,
+    check_text,
     validate,
 )
 
@@ -255,6 +256,7 @@ class LocalBackend:
 
     def tokenize(self, text: str) -> list[dict[str, Any]]:
         """TGI's ``/tokenize``: ``[{"id", "text", "start", "stop"}]`` with character offsets."""
+        check_text(text, "inputs")
         loaded, _ = self._require()
         encoding = loaded.tokenizer(text, return_offsets_mapping=True)
         return [
@@ -273,6 +275,7 @@ class LocalBackend:
         import torch
         from transformers.generation import WatermarkDetector, WatermarkingConfig
 
+        check_text(text, "text")
         loaded, _ = self._require()
         ids = loaded.tokenizer(text, add_special_tokens=False).input_ids
         if len(ids) < WATERMARK_MIN_TOKENS:
@@ -318,6 +321,10 @@ class LocalBackend:
         model: str | None = None,
     ) -> Any:
         """Run a task on a local transformers model (see ``LocalTasks.run``)."""
+        for key, value in inputs.items():  # text and lists of sentences or labels
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, str):
+                    check_text(text, key)
         return self.tasks.run(name, inputs, parameters or {}, model=model)
 
     def text_generation(
@@ -355,6 +362,7 @@ class LocalBackend:
             )
         if not prompt:  # before waiting for the model
             raise InputValidationError("`inputs` cannot be empty", field="inputs")
+        check_text(prompt, "inputs")
         loaded, engine = self._require()
         ids, sampling = text_request(loaded, prompt, params)
         prefix = prompt if params.return_full_text else ""

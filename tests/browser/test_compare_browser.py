@@ -18,8 +18,8 @@ BOTH_GROWING = """() => {
   const text = (id) => (document.querySelector(id)?.innerText || "");
   const bots = (i) => [...document.querySelectorAll(`#compare-chat-${i} [data-testid=bot]`)]
     .map((e) => e.innerText.trim()).join("");
-  return bots(0).length > 0 && bots(1).length > 0
-    && !text("#compare-stats-0").includes("finish:") && !text("#compare-stats-1").includes("finish:");
+  const finished = (i) => text(`#compare-stats-${i}`).includes("finish:");
+  return bots(0).length > 0 && bots(1).length > 0 && !finished(0) && !finished(1);
 }"""
 
 

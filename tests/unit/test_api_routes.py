@@ -31,6 +31,7 @@ from huggingface_hub import (
 )
 
 from api import mount_api
+from api.errors import UNEXPECTED
 from backends import Backend, BackendStatus
 from backends.errors import (
     BackendError,
@@ -304,6 +305,45 @@ def test_health_is_200_when_ready_and_the_docs_are_served(client):
     }
 
 
+def test_openapi_documents_each_body_and_tgi_error_responses(client):
+    # Routes read their bodies themselves (parse_body, for TGI's error shape): without
+    # openapi_extra the schema showed no body at all, and clients/fuzzers sent none.
+    paths = client.get("/api/openapi.json").json()["paths"]
+    bodies = {
+        path: operation["requestBody"]["content"]["application/json"]["schema"]
+        for path, operations in paths.items()
+        for operation in operations.values()
+        if "requestBody" in operation
+    }
+    assert set(bodies) == {
+        "/api",
+        "/api/generate",
+        "/api/generate_stream",
+        "/api/tokenize",
+        "/api/v1/chat/completions",
+        "/api/chat/completions",
+    }
+    assert bodies["/api/generate"]["required"] == ["inputs"]
+    parameters = bodies["/api/generate"]["properties"]["parameters"]["anyOf"][0]
+    assert parameters["properties"]["top_n_tokens"]["anyOf"][0]["maximum"] == 5
+    assert "$ref" not in json.dumps(bodies)  # inlined: no "#/$defs/…" pointing nowhere
+    assert bodies["/api/generate"]["properties"]["inputs"] == {
+        "minLength": 1,
+        "title": "Inputs",
+        "type": "string",
+    }
+    messages = bodies["/api/v1/chat/completions"]["properties"]["messages"]
+    assert bodies["/api/v1/chat/completions"]["required"] == ["messages"]
+    assert messages["minItems"] == 1 and messages["items"]["required"] == ["role", "content"]
+    assert messages["items"]["properties"]["content"]["anyOf"][0] == {"type": "string"}
+    generate = paths["/api/generate"]["post"]["responses"]
+    error = generate["422"]["content"]["application/json"]["schema"]
+    assert error["required"] == ["error", "error_type"]
+    assert set(generate) >= {"200", "401", "422", "424", "429", "503"}
+    stream = paths["/api/generate_stream"]["post"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]
+
+
 # -- refused requests: 422 validation, before the backend is called ----------------------
 
 
@@ -356,6 +396,18 @@ def test_a_body_that_is_not_json_is_422(client, backend):
     response = client.post("/api/generate", content=b"inputs=Hi")
 
     assert tgi_error(response, 422, "validation") == "The request body must be JSON."
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'], ids=["arrays", "objects"])
+def test_json_nested_too_deeply_is_422_not_a_recursion_error(client, backend, opener):
+    # json's decoder recurses once per level: 100 000 levels exceed Python's stack limit.
+    closer = b"]" if opener == b"[" else b"}"
+    body = b'{"inputs": "Hi", "parameters": ' + opener * 100_000 + b"1" + closer * 100_000 + b"}"
+    response = client.post("/api/generate", content=body)
+
+    message = tgi_error(response, 422, "validation")
+    assert message == "The request body's JSON is nested too deeply."
     assert backend.calls == []
 
 
@@ -453,12 +505,13 @@ def test_an_error_after_the_stream_started_is_its_last_event(client, backend, st
     assert len(chat) == 2 and json.loads(chat[-1]) == failed  # and no [DONE]
 
 
-def test_an_unexpected_exception_is_500_unknown_without_a_trace(backend):
-    backend.error = RuntimeError("the fake broke")
+def test_an_unexpected_exception_is_500_unknown_without_its_text(backend):
+    backend.error = RuntimeError("the fake broke at /srv/secret.py")
     with make_client(backend, raise_server_exceptions=False) as client:
         response = client.post("/api/generate", json={"inputs": "Hi"})
 
-    assert tgi_error(response, 500, "unknown") == "the fake broke"
+    assert tgi_error(response, 500, "unknown") == UNEXPECTED
+    assert "fake broke" not in response.text and "Traceback" not in response.text
 
 
 # -- the API key -------------------------------------------------------------------------

@@ -199,6 +199,16 @@ def test_chat_bounds_are_keyed_by_field_with_the_backends_message():
 # -- the chat form → chat_completion keywords --------------------------------------------
 
 
+@pytest.mark.parametrize("value", ["abc", {"x": 1}, [1, 2]])
+def test_a_chat_value_of_the_wrong_type_is_refused_naming_it(value):
+    # The /chat API takes any JSON: top_p "abc" was compared with its off value (1) and
+    # raised a TypeError ("'>' not supported…") instead of naming the field.
+    form = ChatForm(max_tokens=2, temperature=0.7, top_p=value, seed=None, stop=None)
+    with pytest.raises(FormErrors) as info:
+        form.keywords()
+    assert info.value.field == "top_p" and "`top_p`" in info.value.message
+
+
 def test_chat_form_gives_chat_completion_keywords():
     assert chat_form().keywords() == {"max_tokens": 64, "temperature": 0.7}
     assert chat_form(seed=3, stop="User:\n\\n", top_p=0.5).keywords() == {

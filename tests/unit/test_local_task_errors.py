@@ -76,3 +76,13 @@ def test_a_refusal_keeps_its_message_and_field_and_is_not_logged(run_with, caplo
     assert caught.value.message == "The text has no [MASK]: this model's mask token."
     assert caught.value.field == "text"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_model_name_too_long_for_a_path_is_refused_clearly(monkeypatch):
+    # Path.is_dir() raised "[Errno 36] File name too long: 'xxxx…'" (1 MB echoed back).
+    monkeypatch.setattr(local_tasks, "select_device", lambda preference: ("cpu", None))
+    local = LocalTasks(device="cpu")
+    with pytest.raises(InputValidationError) as caught:
+        local.run("text_classification", {"text": "hi"}, {}, model="x" * 100_000)
+    assert caught.value.field == "model"
+    assert caught.value.message == f"'{'x' * 60}…' is neither a model directory nor a valid Hub id."

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -310,6 +311,27 @@ def test_duplicate_csv_columns():
 def test_a_csv_column_without_a_name():
     with pytest.raises(InputValidationError, match="A column has no name"):
         media.read_csv(b"a,,c\n1,2,3\n")
+
+
+@pytest.mark.parametrize("columns", [201, 100_000, 4 * 1024 * 1024])
+def test_a_csv_bomb_of_columns_is_refused_before_a_table_is_built(columns):
+    # 100 000 columns took pandas and the repeated-name check minutes (quadratic); a 10 MB
+    # header row holds millions. The refusal comes from the header row alone.
+    data = b"a," * columns + b"a\n1\n"  # up to 8 MB: within the size limit
+    done = threading.Event()
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            media.read_csv(data)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(60), "read_csv hangs on a CSV bomb"
+    assert isinstance(outcome[0], InputValidationError)
+    assert outcome[0].message == f"The CSV file has {columns + 1} columns; the limit is 200."
 
 
 def test_not_utf8():

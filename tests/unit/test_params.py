@@ -10,6 +10,7 @@ from backends.params import (
     ChatCompletionParameters,
     ChatMessage,
     TextGenerationParameters,
+    check_text,
     validate,
 )
 
@@ -114,6 +115,7 @@ def test_every_offending_field_is_named():
         ({"role": "bot", "content": "hi"}, "role", "must match"),
         ({"role": "user"}, "content", "field required"),
         ({"role": "user", "content": "hi", "name": "x"}, "name", "is not a known parameter"),
+        ({"role": "user", "content": "hi \ud800"}, "content", "position 3: '\\ud800' is half"),
     ],
 )
 def test_chat_message_rejects(message, field, expected):
@@ -125,3 +127,17 @@ def test_chat_message_rejects(message, field, expected):
 @pytest.mark.parametrize("role", ["system", "user", "assistant"])
 def test_chat_message_accepts_known_roles(role):
     assert validate(ChatMessage, {"role": role, "content": ""}).role == role
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfff b", "\udc80\ud800"])
+def test_text_with_a_lone_surrogate_is_refused_naming_the_field(text):
+    # JSON's "\ud800" escape decodes to a lone surrogate: tokenizers raise a TypeError.
+    with pytest.raises(InputValidationError, match="surrogate") as info:
+        check_text(text, "inputs")
+    assert info.value.field == "inputs"
+    assert info.value.message.startswith("`inputs` holds an invalid character at position")
+
+
+@pytest.mark.parametrize("text", ["", "plain", "héllo wörld 🙂", "\x00"])
+def test_valid_unicode_text_passes(text):
+    assert check_text(text, "inputs") == text

@@ -141,3 +141,32 @@ def test_chat_logprobs_and_penalties(local_backend):
     )
     text, pushed_text = plain.choices[0].message.content, pushed.choices[0].message.content
     assert pushed_text.lower().count("cat") < text.lower().count("cat"), (text, pushed_text)
+
+
+# -- extreme values within the bounds: finite answers, never NaN or an engine error ------
+
+
+def test_a_tiny_temperature_is_greedy_decoding(local_backend):
+    # 1e-300 rounds to 0 in float32: dividing by it gave NaN probabilities (a 424).
+    greedy = generate(local_backend).generated_text
+    out = generate(local_backend, do_sample=True, temperature=1e-300, seed=1)
+    assert out.generated_text == greedy
+    assert all(math.isfinite(t.logprob) for t in out.details.tokens)
+
+
+@pytest.mark.parametrize("penalty", [1e-300, 1e-30, 1e300])
+def test_an_extreme_repetition_penalty_gives_finite_logprobs(local_backend, penalty):
+    # 1e-300 divided positive scores by 0: +inf, then NaN logprobs (which sent
+    # huggingface_hub's output types into endless recursion: a 500).
+    out = generate(local_backend, repetition_penalty=penalty, top_n_tokens=2)
+    assert out.details.generated_tokens == 8
+    assert all(math.isfinite(t.logprob) for t in out.details.tokens)
+    assert all(math.isfinite(t.logprob) for step in out.details.top_tokens for t in step)
+
+
+def test_alternatives_leave_out_tokens_a_warper_ruled_out(local_backend):
+    # top_k=1 leaves one possible token: the other four "alternatives" had logprob -inf,
+    # which JSON cannot carry (a 500 on /generate, -Infinity in the stream).
+    out = generate(local_backend, do_sample=True, top_k=1, top_n_tokens=5, seed=1)
+    for token, top in zip(out.details.tokens, out.details.top_tokens, strict=True):
+        assert [(t.id, t.logprob) for t in top] == [(token.id, 0.0)]

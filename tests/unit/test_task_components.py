@@ -4,6 +4,7 @@ their presets, and the built UI: one API endpoint per task, errors shown as toas
 from __future__ import annotations
 
 import base64
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -528,3 +529,20 @@ def test_every_task_renders_what_inference_client_returns(name, fake_endpoint, t
     assert len(result.outputs) == len(widgets)
     assert any(output is not None for output in result.outputs)
     assert fake_endpoint.posts()[-1].task == name
+
+
+def test_a_table_too_wide_is_refused_before_pandas_converts_it():
+    # 100 000 columns took ~30 s of pandas (every cell to str, row by row) to be refused.
+    wide = {"headers": [f"c{i}" for i in range(300_000)], "data": [["1"] * 300_000]}
+    done, outcome = threading.Event(), []
+
+    def convert() -> None:
+        try:
+            task_inputs.table_from_frame(wide)
+        except InputValidationError as exc:
+            outcome.append(exc.message)
+        done.set()
+
+    threading.Thread(target=convert, daemon=True).start()
+    assert done.wait(20), "table_from_frame converts a 300 000-column table before refusing it"
+    assert outcome == ["The table has 300000 columns; the limit is 200."]

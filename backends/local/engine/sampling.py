@@ -67,6 +67,36 @@ class _OccurrencePenalty:
         return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
 
 
+class _Temperature:
+    """``scores / temperature`` after subtracting the row's maximum (softmax is unchanged),
+    with the divisor kept above float32's smallest normal: a temperature like 1e-300 would
+    round to 0 and turn the best score into 0 / 0 = NaN; now it stays 0 and the rest go
+    to -inf, the limit (greedy decoding) the user asked for."""
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        divisor = max(self.temperature, torch.finfo(scores.dtype).tiny)
+        return (scores - scores.max(dim=-1, keepdim=True).values) / divisor
+
+
+def _finite(scores):
+    """``scores`` without NaN or +inf, which softmax cannot weigh: a tiny repetition
+    penalty divides a score by ~0. Tokens at +inf share the choice (the limit of a huge
+    score); NaN is impossible (-inf)."""
+    import torch
+
+    if bool(torch.isfinite(scores).all()):
+        return scores
+    top = torch.isposinf(scores)
+    if bool(top.any()):
+        return torch.where(top, 0.0, float("-inf")).to(scores.dtype)
+    return torch.where(torch.isnan(scores), float("-inf"), scores)
+
+
 class _LazyWatermark:
     """TGI's watermark (Kirchenbauer et al.: a green list seeded by the previous token gets
     +delta) through transformers' processor, built once the vocabulary size is known."""
@@ -93,7 +123,6 @@ class Sampler:
         from transformers.generation.logits_process import (
             LogitsProcessorList,
             RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
             TopKLogitsWarper,
             TopPLogitsWarper,
             TypicalLogitsWarper,
@@ -122,7 +151,7 @@ class Sampler:
             processors.append(lambda _ids, scores: self.grammar.mask(scores))
         if self.sampling:
             if params.temperature is not None and params.temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(params.temperature))
+                processors.append(_Temperature(params.temperature))
             if params.top_k is not None:
                 processors.append(TopKLogitsWarper(params.top_k))
             if params.top_p is not None and params.top_p < 1.0:
@@ -139,7 +168,7 @@ class Sampler:
         scores = logits.float()
         if self.processors:
             ids = torch.tensor([token_ids], device=logits.device) if self.needs_ids else None
-            scores = self.processors(ids, scores)
+            scores = _finite(self.processors(ids, scores))
         logprobs = torch.log_softmax(scores, dim=-1)
         if self.sampling:
             token = torch.multinomial(logprobs.exp(), 1, generator=self.generator)[0, 0]
@@ -151,5 +180,11 @@ class Sampler:
         top: list[tuple[int, float]] = []
         if self.top_n:
             values, indices = torch.topk(logprobs[0], self.top_n)
-            top = [(int(i), float(v)) for i, v in zip(indices, values, strict=True)]
+            # A token a warper or the grammar ruled out (-inf) is no alternative (and JSON
+            # has no -Infinity).
+            top = [
+                (int(i), float(v))
+                for i, v in zip(indices, values, strict=True)
+                if v > float("-inf")
+            ]
         return Choice(token_id, float(logprobs[0, token_id]), top)

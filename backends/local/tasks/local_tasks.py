@@ -243,9 +243,18 @@ class LocalTasks:
     def _resolve(self, model: str) -> tuple[str, str]:
         """``(directory, name shown to users)`` for a directory or a Hub id."""
         path = Path(model).expanduser()
-        if path.is_dir():
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except OSError as exc:  # e.g. a name longer than the filesystem allows
+            shown = model if len(model) <= 60 else f"{model[:60]}…"
+            raise InputValidationError(
+                f"{shown!r} is neither a model directory nor a valid Hub id.",
+                field="model",
+                hint="Enter a directory path or an id like google/vit-base-patch16-224.",
+            ) from exc
+        if is_dir:
             return str(path.resolve()), model
-        if path.is_file():
+        if is_file:
             raise InputValidationError(
                 f"{model} is a file, not a model directory.",
                 field="model",
