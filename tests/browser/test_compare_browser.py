@@ -56,7 +56,7 @@ def test_two_panes_stream_at_once_local_and_remote(page: Page, guarded_app, arti
     page.get_by_role("tab", name="Compare").click()
     _target(page, 1, f"{guarded_app.url}api", GUARDED_API_KEY)
     for pane in (0, 1):
-        _max_tokens(page, pane, 80)
+        _max_tokens(page, pane, 40)
     _send(page, "Write a short poem about the sea.")
     page.wait_for_function(BOTH_GROWING, timeout=TIMEOUT_MS, polling=50)
     for pane in (0, 1):
