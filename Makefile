@@ -9,7 +9,7 @@ FAST_STAMP := $(VENV)/.fast-installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev setup-fast run test test-unit lint bench
+.PHONY: setup setup-dev setup-fast run test test-unit lint bench bench-anchor
 
 setup: $(APP_STAMP)
 
@@ -51,6 +51,11 @@ test-unit: setup-dev
 ## Benchmark every installed engine: table, bench/results.json, bench/throughput.png
 bench: setup-dev setup-fast
 	$(PY) -m bench $(ARGS)
+
+## The benchmark's anchor: llama.cpp's own llama-server, built portably (same flags as the
+## engine) from the pinned llama-cpp-python sdist into .cache/ (minutes, once); optional
+bench-anchor: setup
+	PY=$(PY) ./bench/build_llama_server.sh
 
 lint: setup-dev
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
