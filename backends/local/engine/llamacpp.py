@@ -1,23 +1,24 @@
-"""A fast CPU engine for GGUF models: llama.cpp's quantized kernels, continuous batching,
-our sampling.
+"""A fast CPU engine for GGUF models: llama.cpp's quantized kernels, continuous batching, our
+sampling.
 
 ``LlamaCppEngine`` is a ``GenerationEngine`` like ``TransformersEngine`` (``submit`` →
 ``TokenStream`` of ``TokenEvent``, ``stats``, ``describe``, ``shutdown``) with the same log
 lines and the same scheduler (``scheduler.admit_count``: ``max_batch_size`` rows,
-``max_batch_tokens`` reserved tokens, arrival order). It runs the GGUF through
-llama-cpp-python's low-level API on one llama.cpp context holding up to ``max_batch_size``
-sequences (``n_seq_max``, one KV stream of ``n_ctx`` cells each): every step is one
-``llama_decode`` of one ``llama_batch`` in which each running sequence contributes its last token (tagged with its
-sequence id, logits asked for) and waiting prompts contribute chunks (up to ``n_batch``
-tokens in all), so a request joins at the next step and streams its first token as soon as
-its prompt is in. A request that finishes or is cancelled leaves at once: its KV cells are
-removed (``llama_memory_seq_rm``) and its sequence id goes to the next.
+``max_batch_tokens`` reserved tokens, arrival order). It runs the GGUF through llama-cpp-
+python's low-level API on one llama.cpp context holding up to ``max_batch_size`` sequences
+(``n_seq_max``, one KV stream of ``n_ctx`` cells each): every step is one ``llama_decode``
+of one ``llama_batch`` in which each running sequence contributes its last token (tagged
+with its sequence id, logits asked for) and waiting prompts contribute chunks (up to
+``n_batch`` tokens in all), so a request joins at the next step and streams its first token
+as soon as its prompt is in. A request that finishes or is cancelled leaves at once: its KV
+cells are removed (``llama_memory_seq_rm``) and its sequence id goes to the next.
 
 Each sequence's row of logits (llama.cpp's own buffer, wrapped as a torch tensor without a
 copy) goes to its own ``Sequence.step``, i.e. its own ``Sampler`` (seeded generator, grammar
 state, penalties, watermark, ``top_n_tokens``): a seeded request picks the same tokens alone
 or batched, and every parameter means what it means on the transformers engine. Only the
-logits differ (4-bit weights instead of fp32 ones), not the rules that turn them into tokens.
+logits differ (4-bit weights instead of fp32 ones), not the rules that turn them into
+tokens.
 
 llama-cpp-python is an optional extra (``requirements-fast.txt``; it compiles llama.cpp,
 minutes): it is imported only when an engine is built. ``llamacpp_available()`` says
