@@ -65,7 +65,12 @@ def default_threads() -> int:
     llama.cpp's threads wait for each other by spinning at every step, so when one is
     preempted by another busy thread (the server streaming tokens, a tokenizer, another
     process) the step stalls. Measured on 2 cores with the bundled model, in one run: raw
-    llama.cpp greedy 129 tok/s with 1 thread, 73 with 2.
+    llama.cpp greedy 129 tok/s with 1 thread, 73 with 2. Measured again on the portable
+    build with the batching engine (issue 17; 128 tokens, 1 vs 2 threads alternating in one
+    process, 3 pairs, other builds and tests sharing the cores): 2 threads ÷ 1 thread =
+    0.87 / 0.21 / 0.12 greedy, 0.90 / 0.85 / 0.09 with temperature + top_p. On a quiet machine
+    2 threads can win (bench/llama_builds.json: 94 vs 63 tok/s raw); on shared cores one
+    preempted spinning thread costs far more, so the default stays one core free.
     """
     return max(1, physical_cores() - 1)
 
