@@ -480,6 +480,14 @@ class LlamaCppEngine:
             return
         timings["steps"] += 1
         timings["decode_s"] += time.perf_counter() - started
+        # As of this step (set before any token is streamed): the running sequences' ids
+        # with the token each is about to pick, and the prompts in the context.
+        completing = sum(1 for c in chunks if c[2] == c[0].input_length)
+        self._batch_tokens = (
+            sum(len(s.ids) + 1 for s in self._rows)
+            + sum(len(s.ids) for s in self._prefilling)
+            + completing
+        )
         row = 0
         keep: list[Sequence] = []
         for sequence in self._rows:
