@@ -9,7 +9,7 @@ FAST_STAMP := $(VENV)/.fast-installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev setup-fast run test test-unit lint bench soak
+.PHONY: setup setup-dev setup-fast run test test-unit lint bench bench-anchor soak
 
 setup: $(APP_STAMP)
 
@@ -56,6 +56,11 @@ bench: setup-dev setup-fast
 ## checks nothing is left behind; table + bench/soak.json (flags: make soak ARGS="--duration 60")
 soak: setup-dev
 	$(PY) -m bench.soak --visitors 30 --duration 180 $(ARGS)
+
+## The benchmark's anchor: llama.cpp's own llama-server, built portably (same flags as the
+## engine) from the pinned llama-cpp-python sdist into .cache/ (minutes, once); optional
+bench-anchor: setup
+	PY=$(PY) ./bench/build_llama_server.sh
 
 lint: setup-dev
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -137,21 +137,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["auto", "transformers", "llama.cpp"],
         default=_env("PLAYGROUND_ENGINE", default="auto"),
         help="local generation engine: llama.cpp (fast quantized CPU kernels, needs `make "
-        "setup-fast`) or transformers (continuous batching, CUDA); auto: llama.cpp for a "
+        "setup-fast`) or transformers (CUDA, any model), both batching continuously; "
+        "auto: llama.cpp for a "
         "GGUF model on CPU when installed, else transformers (default: auto)",
     )
     parser.add_argument(
         "--max-batch-size",
         type=int,
         default=int(_env("PLAYGROUND_MAX_BATCH_SIZE", default="16")),
-        help="requests the transformers engine decodes together (continuous batching); "
+        help="requests the local engine decodes together (continuous batching); "
         "more wait in its queue (default: 16)",
     )
     parser.add_argument(
         "--max-batch-tokens",
         type=int,
         default=int(_env("PLAYGROUND_MAX_BATCH_TOKENS", default="16384")),
-        help="token budget of the transformers engine's running batch: prompt + "
+        help="token budget of the local engine's running batch: prompt + "
         "max_new_tokens of every request in it; more wait in its queue (default: 16384)",
     )
     parser.add_argument(

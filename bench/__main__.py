@@ -4,11 +4,17 @@
 - the app started as a user starts it (``python app.py --engine …``): cold start to the first
   token, then single-stream time-to-first-token and tokens/s through the local API
   (``InferenceClient`` on ``/api``) and through the Gradio API (``gradio_client``),
-- aggregate tokens/s with 1, 4, 8 and 16 concurrent streams through the local API,
+- aggregate tokens/s and time to first token with 1, 4, 8 and 16 concurrent streams through
+  the streaming HTTP route (TGI's ``/api/generate_stream``), greedy and with temperature 0.7
+  + top_p 0.9,
+- the anchor: llama.cpp's own ``llama-server --parallel <batch size>`` on the same GGUF,
+  threads and KV cache, through the same client code (its ``/completion`` stream), measured
+  level by level alternately with the llama.cpp engine's app so drift hits both alike
+  (``bench/build_llama_server.sh`` builds it; skipped with a note when absent),
 - the app's peak RSS.
 
-Greedy decoding everywhere. Prints a table, writes ``bench/results.json`` and draws
-``bench/throughput.png`` (throughput vs. concurrency per engine).
+Prints a table, writes ``bench/results.json`` and draws ``bench/throughput.png``
+(throughput vs. concurrency per engine and llama-server).
 
 Usage: ``python -m bench [--tokens 128] [--runs 3] [--engines transformers llama.cpp]``.
 """
@@ -29,9 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.app_process import AppProcess  # noqa: E402
+from bench.llama_server import LlamaServer, find_llama_server  # noqa: E402
 
 PROMPT = "Here is a long story about a dragon who learned to cook:"
 CONCURRENCY = (1, 4, 8, 16)
+# The two sampling modes of the concurrency runs: greedy, and temperature + top_p.
+MODES = {"greedy": {}, "sampled": {"temperature": 0.7, "top_p": 0.9}}
+BATCH_SIZE = 16  # the app's --max-batch-size default; llama-server gets --parallel 16
 
 
 def measure_stream(chunks) -> tuple[float, float, int]:
@@ -90,8 +100,7 @@ def bench_raw_llamacpp(tokens: int, runs: int) -> dict:
     from backends.local.engine.llamacpp import default_threads
     from backends.local.model import resolve_model
 
-    # The engine's own thread count (physical cores - 1): llama.cpp's spinning threads
-    # stall when the OS preempts one, so on 2 cores 1 thread is ~1.8× faster than 2.
+    # The engine's own thread count (``default_threads()``).
     llm = Llama(
         model_path=str(resolve_model(None).location),
         n_ctx=2048,
@@ -113,6 +122,51 @@ def bench_raw_llamacpp(tokens: int, runs: int) -> dict:
 
 
 RAW = {"transformers": bench_raw_transformers, "llama.cpp": bench_raw_llamacpp}
+
+
+def profile_llamacpp(tokens: int) -> dict:
+    """Where a token's time goes in the llama.cpp engine, in this process (no HTTP): at 1,
+    8 and 16 concurrent streams per mode, the aggregate tokens/s, llama_decode's ms per
+    step, and per token the sampler's ms and the rest of ``Sequence.step`` (detokenizing,
+    stop rules, the event). What the app loses beyond that is the streaming (HTTP)."""
+    from backends.local.engine.llamacpp import LlamaCppEngine
+    from backends.local.model import load_tokenizer_only, resolve_model
+
+    source = resolve_model(None)
+    loaded = load_tokenizer_only(source)
+    engine = LlamaCppEngine(loaded, source.location, max_batch_size=BATCH_SIZE)
+    ids = loaded.tokenizer(PROMPT).input_ids
+    out: dict = {}
+    try:
+        from backends.local.engine.sampling import SamplingParams
+
+        for mode, sampling in MODES.items():
+            params = SamplingParams(max_new_tokens=tokens, do_sample=bool(sampling), **sampling)
+            list(engine.submit(ids, params))  # warm-up
+            for n in (1, 8, 16):
+                before = dict(engine.timings)
+                start = time.perf_counter()
+                with ThreadPoolExecutor(n) as pool:
+                    counts = list(
+                        pool.map(lambda _, p=params: len(list(engine.submit(ids, p))), range(n))
+                    )
+                wall = time.perf_counter() - start
+                d = {k: engine.timings[k] - before[k] for k in before}
+                out[f"{mode}/{n}"] = {
+                    "streams": n,
+                    "tok_s": sum(counts) / wall,
+                    "decode_ms_per_step": 1000 * d["decode_s"] / max(1, d["steps"]),
+                    "tokens_per_step": d["tokens"] / max(1, d["steps"]),
+                    "sample_ms_per_token": 1000 * d["sample_s"] / max(1, d["tokens"]),
+                    "detok_ms_per_token": 1000
+                    * (d["step_s"] - d["sample_s"])
+                    / max(1, d["tokens"]),
+                    "decode_share": d["decode_s"] / wall,
+                    "step_share": d["step_s"] / wall,
+                }
+    finally:
+        engine.shutdown()
+    return out
 
 
 # -- the app ------------------------------------------------------------------------------
@@ -139,27 +193,81 @@ def gradio_stream(client, tokens: int):
     return (update for update in job if update)  # the first update is the empty start state
 
 
-def concurrent(url: str, tokens: int, streams: int) -> dict:
-    """Aggregate tokens/s of ``streams`` simultaneous local-API streams (total tokens over
-    the wall time from the first request to the last token)."""
+def sse_stream(url: str, body: dict, count):
+    """POST ``body`` to a server-sent-events route and yield once per generated token
+    (``count(event)``: how many tokens that JSON event carries). The same client for the
+    app's TGI stream and llama-server's: only the route and the body differ."""
+    import httpx
+
+    with httpx.stream("POST", url, json=body, timeout=300) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                for _ in range(count(json.loads(line[5:]))):
+                    yield
+
+
+def app_stream(url: str, tokens: int, mode: str):
+    """One stream through the app's TGI route (``/api/generate_stream``)."""
+    sampling = MODES[mode]
+    parameters = {"max_new_tokens": tokens, "do_sample": bool(sampling), **sampling}
+    body = {"inputs": PROMPT, "parameters": parameters}
+    return sse_stream(f"{url}/api/generate_stream", body, lambda event: int("token" in event))
+
+
+def server_stream(url: str, tokens: int, mode: str):
+    """One stream through llama-server's ``/completion``: greedy is temperature 0; its
+    other samplers (top_k 40, min_p 0.05 by default) off, so it does what the app does."""
+    sampling = MODES[mode]
+    body = {
+        "prompt": PROMPT,
+        "n_predict": tokens,
+        "stream": True,
+        "temperature": sampling.get("temperature", 0.0),
+        "top_p": sampling.get("top_p", 1.0),
+        "top_k": 0,
+        "min_p": 0.0,
+        "cache_prompt": False,
+    }
+    # Each event carries one token; the last one (stop: true) carries the timings only.
+    return sse_stream(f"{url}/completion", body, lambda event: int(not event.get("stop")))
+
+
+def concurrent(stream, streams: int) -> dict:
+    """Aggregate tokens/s of ``streams`` simultaneous ``stream()``s (total tokens over the
+    wall time from the first request to the last token), and their times to first token."""
     start = time.perf_counter()
+
+    def one(_):
+        ttft, rate, count = measure_stream(stream())
+        return ttft, count, time.perf_counter() - start  # finished at
+
     with ThreadPoolExecutor(streams) as pool:
-        results = list(pool.map(lambda _: measure_stream(api_stream(url, tokens)), range(streams)))
+        results = list(pool.map(one, range(streams)))
     wall = time.perf_counter() - start
-    total = sum(r[2] for r in results)
+    total = sum(r[1] for r in results)
     return {
         "streams": streams,
         "aggregate_tok_s": total / wall,
         "median_ttft_s": statistics.median(r[0] for r in results),
+        "max_ttft_s": max(r[0] for r in results),
+        "first_finish_s": min(r[2] for r in results),
         "tokens": total,
         "wall_s": wall,
     }
 
 
-def bench_app(engine: str, tokens: int, runs: int) -> dict:
+def bench_app(engine: str, tokens: int, runs: int, anchor: Path | None = None) -> dict:
+    """The app with ``engine``: cold start, single stream through both APIs, and the
+    concurrency levels in both modes; with ``anchor`` (llama-server's binary), llama-server
+    runs beside it and each level is measured on both, one after the other."""
     from gradio_client import Client
 
-    with AppProcess(["--engine", engine, "--max-concurrent-requests", "64"]) as app:
+    from backends.local.engine.llamacpp import default_threads
+
+    args = ["--engine", engine, "--max-concurrent-requests", "64"]
+    args += ["--max-batch-size", str(BATCH_SIZE)]
+    with AppProcess(args) as app:
         cold_ttft, _, _ = measure_stream(api_stream(app.url, 2))
         cold = app.ready_s + cold_ttft  # process start → first token (loading included)
         for _ in api_stream(app.url, tokens):  # warm-up: first-call allocations, caches
@@ -167,18 +275,43 @@ def bench_app(engine: str, tokens: int, runs: int) -> dict:
         api = _median([measure_stream(api_stream(app.url, tokens)) for _ in range(runs)])
         client = Client(app.url, verbose=False)
         gradio = _median([measure_stream(gradio_stream(client, tokens)) for _ in range(runs)])
-        scaling = [concurrent(app.url, tokens, n) for n in CONCURRENCY]
+        peak = app.peak_rss_mb()
+        server = None
+        if anchor is not None:
+            server = LlamaServer(anchor, parallel=BATCH_SIZE, threads=default_threads())
+            server.__enter__()
+            for _ in server_stream(server.url, tokens, "greedy"):  # warm-up
+                pass
+        try:
+            scaling: dict[str, list] = {mode: [] for mode in MODES}
+            anchored: dict[str, list] = {mode: [] for mode in MODES}
+            for mode in MODES:
+                for n in CONCURRENCY:
+                    ours = concurrent(lambda m=mode: app_stream(app.url, tokens, m), n)
+                    scaling[mode].append(ours)
+                    if server is not None:
+                        theirs = concurrent(lambda m=mode: server_stream(server.url, tokens, m), n)
+                        anchored[mode].append(theirs)
+        finally:
+            if server is not None:
+                server.__exit__()
         return {
             "engine": engine,
             "cold_start_to_first_token_s": cold,
             "local_api": api,
             "gradio_api": gradio,
-            "concurrency": scaling,
-            "peak_rss_mb": app.peak_rss_mb(),
+            "concurrency": scaling["greedy"],
+            "concurrency_sampled": scaling["sampled"],
+            "llama_server": anchored if server is not None else None,
+            "peak_rss_mb": max(peak, app.peak_rss_mb()),
         }
 
 
 # -- report -------------------------------------------------------------------------------
+
+
+def _level(rows: list[dict], streams: int) -> dict:
+    return next(row for row in rows if row["streams"] == streams)
 
 
 def targets(results: dict) -> list[tuple[str, float, float, bool]]:
@@ -224,6 +357,38 @@ def targets(results: dict) -> list[tuple[str, float, float, bool]]:
         if tf:
             ratio = lc["local_api"]["tok_s"] / tf["local_api"]["tok_s"]
             out.append(("llama.cpp ÷ transformers engine (single stream)", ratio, 5.0, None))
+        sixteen = _level(lc["concurrency"], 16)
+        out.append(
+            (
+                "llama.cpp: 16 streams, slowest first token ÷ first stream done",
+                sixteen["max_ttft_s"] / sixteen["first_finish_s"],
+                1.0,
+                "max",
+            )
+        )
+        server = lc.get("llama_server")
+        if server:
+            ours = {"greedy": lc["concurrency"], "sampled": lc["concurrency_sampled"]}
+
+            def ratio(mode: str, n: int) -> float:
+                return (
+                    _level(ours[mode], n)["aggregate_tok_s"]
+                    / _level(server[mode], n)["aggregate_tok_s"]
+                )
+
+            ttft_ours = _level(lc["concurrency"], 8)["max_ttft_s"]
+            ttft_server = _level(server["greedy"], 8)["max_ttft_s"]
+            out += [
+                ("llama.cpp ÷ llama-server, 1 stream greedy", ratio("greedy", 1), 0.9, None),
+                ("llama.cpp ÷ llama-server, 1 stream temp+top_p", ratio("sampled", 1), 0.85, None),
+                ("llama.cpp ÷ llama-server, 8 streams greedy", ratio("greedy", 8), 0.9, None),
+                (
+                    "llama.cpp: slowest TTFT at 8 − (1.5 × llama-server's + 0.2 s)",
+                    ttft_ours - (1.5 * ttft_server + 0.2),
+                    0.0,
+                    "max",
+                ),
+            ]
     return [
         (name, value, goal, value <= goal if kind == "max" else value >= goal)
         for name, value, goal, kind in out
@@ -236,29 +401,30 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.0, 4.4), dpi=120)
+    series = []
     for name, app in results["engines"].items():
-        xs = [row["streams"] for row in app["concurrency"]]
-        ys = [row["aggregate_tok_s"] for row in app["concurrency"]]
-        ax.plot(xs, ys, marker="o", label=f"{name} engine")
-        if name in results["raw"]:
-            ax.axhline(
-                results["raw"][name]["tok_s"],
-                linestyle=":",
-                linewidth=1,
-                color=ax.lines[-1].get_color(),
-                label=f"raw {name}, 1 stream",
-            )
+        series.append((f"{name} engine", app["concurrency"], app.get("concurrency_sampled")))
+        if app.get("llama_server"):
+            server = app["llama_server"]
+            series.append((f"llama-server -np {BATCH_SIZE}", server["greedy"], server["sampled"]))
+    for label, greedy, sampled in series:
+        xs = [row["streams"] for row in greedy]
+        ax.plot(xs, [row["aggregate_tok_s"] for row in greedy], marker="o", label=label)
+        color = ax.lines[-1].get_color()
+        if sampled:
+            ys = [row["aggregate_tok_s"] for row in sampled]
+            ax.plot(xs, ys, marker="x", linestyle="--", color=color, label=f"{label}, temp+top_p")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(CONCURRENCY), [str(n) for n in CONCURRENCY])
-    ax.set_xlabel("concurrent streams (local API)")
+    ax.set_xlabel("concurrent streams (streaming HTTP route)")
     ax.set_ylabel("aggregate tokens/s")
     ax.set_title(
         f"{results['model']} · {results['new_tokens']} new tokens · {results['machine']}",
         fontsize=9,
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -266,19 +432,46 @@ def plot(results: dict, path: Path) -> None:
 
 def print_table(results: dict) -> None:
     print(f"{results['model']} · {results['new_tokens']} new tokens · {results['machine']}")
-    print(f"{'path':40} {'TTFT (s)':>9} {'tok/s':>8}")
+    print(f"{'path':44} {'TTFT (s)':>9} {'tok/s':>8}")
     for name, raw in results["raw"].items():
-        print(f"{'raw ' + name:40} {raw['ttft_s']:9.3f} {raw['tok_s']:8.1f}")
+        print(f"{'raw ' + name:44} {raw['ttft_s']:9.3f} {raw['tok_s']:8.1f}")
     for name, app in results["engines"].items():
         for label, key in (("local API", "local_api"), ("Gradio API", "gradio_api")):
             row = app[key]
-            print(f"{name + ' · ' + label:40} {row['ttft_s']:9.3f} {row['tok_s']:8.1f}")
-        for row in app["concurrency"]:
-            label = f"{name} · {row['streams']} streams (aggregate)"
-            print(f"{label:40} {row['median_ttft_s']:9.3f} {row['aggregate_tok_s']:8.1f}")
+            print(f"{name + ' · ' + label:44} {row['ttft_s']:9.3f} {row['tok_s']:8.1f}")
         cold = app["cold_start_to_first_token_s"]
-        print(f"{name + ' · cold start to first token':40} {cold:9.1f} s")
-        print(f"{name + ' · app peak RSS':40} {app['peak_rss_mb']:9.0f} MB")
+        print(f"{name + ' · cold start to first token':44} {cold:9.1f} s")
+        print(f"{name + ' · app peak RSS':44} {app['peak_rss_mb']:9.0f} MB")
+    print("\nconcurrent streams (aggregate tok/s; TTFT median / slowest, s)")
+    for name, app in results["engines"].items():
+        server = app.get("llama_server")
+        for mode, key in (("greedy", "concurrency"), ("sampled", "concurrency_sampled")):
+            for row in app[key]:
+                line = (
+                    f"  {name:12} {mode:8} {row['streams']:3} streams: "
+                    f"{row['aggregate_tok_s']:6.1f} tok/s, TTFT {row['median_ttft_s']:.2f} / "
+                    f"{row['max_ttft_s']:.2f}"
+                )
+                if server:
+                    anchor = _level(server[mode], row["streams"])
+                    line += (
+                        f" | llama-server {anchor['aggregate_tok_s']:6.1f} tok/s, TTFT "
+                        f"{anchor['median_ttft_s']:.2f} / {anchor['max_ttft_s']:.2f} | ratio "
+                        f"{row['aggregate_tok_s'] / anchor['aggregate_tok_s']:.2f}"
+                    )
+                print(line)
+    profile = results.get("llama.cpp_profile")
+    if profile:
+        print("\nllama.cpp engine in-process (no HTTP): where a token's time goes")
+        for key, row in profile.items():
+            print(
+                f"  {key:12} {row['tok_s']:6.1f} tok/s; decode {row['decode_ms_per_step']:.1f} "
+                f"ms/step for {row['tokens_per_step']:.1f} tokens ({100 * row['decode_share']:.0f} "
+                f"% of wall); per token: sampler {row['sample_ms_per_token']:.2f} ms, "
+                f"detokenize+stops {row['detok_ms_per_token']:.2f} ms"
+            )
+    if results.get("anchor_note"):
+        print(f"\nllama-server: {results['anchor_note']}")
     print("\ntargets:")
     for name, value, goal, met in results["targets"]:
         print(f"  {'✓' if met else '✗'} {name}: {value:.2f} (goal {goal:g})")
@@ -308,8 +501,17 @@ def main(argv: list[str] | None = None) -> None:
     }
     for engine in engines:
         results["raw"][engine] = RAW[engine](args.tokens, args.runs)
+    anchor = find_llama_server() if "llama.cpp" in engines else None
+    if "llama.cpp" in engines and anchor is None:
+        results["anchor_note"] = (
+            "not built, skipped (bench/build_llama_server.sh builds it, a few minutes once)"
+        )
+    if "llama.cpp" in engines:
+        results["llama.cpp_profile"] = profile_llamacpp(args.tokens)
     for engine in engines:  # apps after the raw runs: nothing else holds the cores
-        results["engines"][engine] = bench_app(engine, args.tokens, args.runs)
+        results["engines"][engine] = bench_app(
+            engine, args.tokens, args.runs, anchor if engine == "llama.cpp" else None
+        )
     results["targets"] = targets(results)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out.with_name("throughput.png"))

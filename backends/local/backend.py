@@ -149,13 +149,13 @@ class LocalBackend:
                 cache_dir=self.cache_dir,
                 progress=self._progress,
             )
+            # Both engines batch continuously under the same limits.
+            options: dict[str, Any] = {
+                "max_batch_size": self.max_batch_size,
+                "max_batch_tokens": self.max_batch_tokens,
+            }
             if engine == "llama.cpp":
-                options: dict[str, Any] = {"model_path": self.source.location}
-            else:
-                options = {
-                    "max_batch_size": self.max_batch_size,
-                    "max_batch_tokens": self.max_batch_tokens,
-                }
+                options["model_path"] = self.source.location
             self._engine = create_engine(engine, self._loaded, max_queue=self.max_queue, **options)
             # Stop the worker before the interpreter tears torch down under it.
             atexit.register(self._engine.shutdown)

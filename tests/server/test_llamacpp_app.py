@@ -31,7 +31,7 @@ def test_info_and_status_name_the_engine(llamacpp_app) -> None:
 
     info = httpx.get(f"{llamacpp_app.url}api/info", timeout=10).json()
     assert info["model_dtype"] == "Q4_1"
-    assert info["max_batch_size"] == 1  # one request at a time
+    assert info["max_batch_size"] == 16  # continuous batching, --max-batch-size's default
 
 
 def test_local_api_streams_from_llamacpp(llamacpp_app) -> None:

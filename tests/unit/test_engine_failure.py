@@ -108,7 +108,8 @@ def test_llamacpp_worker_death_fails_running_waiting_and_later_requests(monkeypa
         pytest.skip("llama-cpp-python is not installed (make setup-fast)")
     source = resolve_model(str(bundled_gguf()))
     loaded = load_tokenizer_only(source)
-    engine = LlamaCppEngine(loaded, source.location, max_queue=8)
+    # One runs, the second waits (a batch of one), as for the transformers engine above.
+    engine = LlamaCppEngine(loaded, source.location, max_queue=8, max_batch_size=1, n_ctx=1024)
     try:
         ids = loaded.tokenizer("Once upon a time").input_ids
         running = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
@@ -116,10 +117,10 @@ def test_llamacpp_worker_death_fails_running_waiting_and_later_requests(monkeypa
         next(events)
         waiting = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
         _wait_until(lambda: engine.queue.waiting == 1)
-        # The next request the worker takes breaks its loop (not the request's own step).
-        _break_worker(engine.queue, "next", monkeypatch)
-        running.close()  # the running one ends (cancelled); the worker asks for the next
-        list(events)
+        _break_worker(engine, "_step", monkeypatch)  # the loop itself breaks
+        with pytest.raises(UnavailableError, match="worker step exploded"):
+            for _ in events:
+                pass
         with pytest.raises(UnavailableError, match="worker step exploded"):
             list(waiting)
         assert engine.queue.in_flight == 0

@@ -79,6 +79,7 @@ def raw(source, loaded, fast):
         n_threads=fast.n_threads,
         n_threads_batch=fast.n_threads,
         logits_all=False,
+        flash_attn=True,  # as the engine's context runs (llama.cpp's default "auto" on CPU)
         verbose=False,
     )
     yield llm
@@ -273,7 +274,7 @@ def test_prefill_logprobs_are_the_models_own_and_chunking_does_not_change_them(
     params = SamplingParams(max_new_tokens=1, prefill_details=True)
     with fast.submit(ids, params) as stream:
         (whole,) = list(stream)
-    chunked_engine = make_engine(n_batch=8)
+    chunked_engine = make_engine(n_batch=8, max_batch_size=4)
     with chunked_engine.submit(ids, params) as stream:
         (chunked,) = list(stream)
     assert [t[0] for t in whole.prefill] == ids == [t[0] for t in chunked.prefill]
@@ -386,10 +387,10 @@ def test_close_cancels_within_a_token_and_the_next_request_runs(fast, tokenizer)
 
 
 @needs_llamacpp
-def test_requests_are_served_in_arrival_order_and_a_full_queue_is_overloaded(
+def test_a_batch_of_one_serves_in_arrival_order_and_a_full_queue_is_overloaded(
     make_engine, tokenizer
 ):
-    engine = make_engine(max_queue=2)
+    engine = make_engine(max_queue=2, max_batch_size=1)  # a batch of one: the second waits
     ids = tokenizer(PROMPT).input_ids
     first = engine.submit(ids, SamplingParams(max_new_tokens=LONG))
     second = engine.submit(ids, SamplingParams(max_new_tokens=2))
@@ -405,7 +406,7 @@ def test_requests_are_served_in_arrival_order_and_a_full_queue_is_overloaded(
 
 @needs_llamacpp
 def test_shutdown_ends_requests_in_flight_and_refuses_new_ones(make_engine, tokenizer):
-    engine = make_engine()
+    engine = make_engine(max_batch_size=1)  # one running, one waiting (not done before)
     ids = tokenizer(PROMPT).input_ids
     running = engine.submit(ids, SamplingParams(max_new_tokens=200))
     waiting = engine.submit(ids, SamplingParams(max_new_tokens=2))
@@ -420,7 +421,7 @@ def test_shutdown_ends_requests_in_flight_and_refuses_new_ones(make_engine, toke
 
 @needs_llamacpp
 def test_a_prompt_longer_than_llamacpp_context_gives_a_generation_error(make_engine, tokenizer):
-    engine = make_engine(n_ctx=256)
+    engine = make_engine(n_ctx=256, max_batch_size=1)
     assert engine.stats()["max_batch_tokens"] == 256
     stream = engine.submit(tokenizer("word " * 300).input_ids, SamplingParams(max_new_tokens=4))
     with pytest.raises(GenerationError, match="does not fit"):

@@ -1,24 +1,24 @@
-"""A fast CPU engine for GGUF models: llama.cpp's quantized kernels, our sampling.
+"""A fast CPU engine for GGUF models: llama.cpp's quantized kernels, continuous batching, our
+sampling.
 
 ``LlamaCppEngine`` is a ``GenerationEngine`` like ``TransformersEngine`` (``submit`` →
 ``TokenStream`` of ``TokenEvent``, ``stats``, ``describe``, ``shutdown``) with the same log
-lines. It runs
-the GGUF through llama-cpp-python's low-level API: llama.cpp computes the logits (the
-prompt in batches of ``n_batch``, then one token a step on its KV cache) and writes them into
-its own buffer; that buffer is wrapped as a torch tensor without a copy and handed to the
-same ``Sampler`` the transformers engine uses, so seeds, penalties, grammars, the watermark
-and ``top_n_tokens`` mean exactly the same thing on both engines. Only the logits differ
-(4-bit weights instead of fp32 ones), not the rules that turn them into tokens.
+lines and the same scheduler (``scheduler.admit_count``: ``max_batch_size`` rows,
+``max_batch_tokens`` reserved tokens, arrival order). It runs the GGUF through llama-cpp-
+python's low-level API on one llama.cpp context holding up to ``max_batch_size`` sequences
+(``n_seq_max``, one KV stream of ``n_ctx`` cells each): every step is one ``llama_decode``
+of one ``llama_batch`` in which each running sequence contributes its last token (tagged
+with its sequence id, logits asked for) and waiting prompts contribute chunks (up to
+``n_batch`` tokens in all), so a request joins at the next step and streams its first token
+as soon as its prompt is in. A request that finishes or is cancelled leaves at once: its KV
+cells are removed (``llama_memory_seq_rm``) and its sequence id goes to the next.
 
-Requests are served one at a time, in arrival order (llama.cpp runs one sequence here, and
-on 2 cores a second one would only share the same cores). The consumer's ``close()`` is
-checked before every step, so a cancelled request stops within one token.
-
-Speed (bundled SmolLM2-135M Q4_1, 2 cores, 128 new tokens, one run, tok/s): raw llama.cpp
-greedy 129; this engine greedy 119 (0.92x), sampling 106 (0.82x), temperature + top_p 75
-(0.58x: ``top_p`` sorts the whole vocabulary every token, ~3 ms); transformers engine 23.
-Greedy costs the sampler ~0.1 ms a token, sampling ~1 ms (the seeded multinomial draws one
-exponential per vocabulary entry), against ~7.5 ms for llama.cpp's step.
+Each sequence's row of logits (llama.cpp's own buffer, wrapped as a torch tensor without a
+copy) goes to its own ``Sequence.step``, i.e. its own ``Sampler`` (seeded generator, grammar
+state, penalties, watermark, ``top_n_tokens``): a seeded request picks the same tokens alone
+or batched, and every parameter means what it means on the transformers engine. Only the
+logits differ (4-bit weights instead of fp32 ones), not the rules that turn them into
+tokens.
 
 llama-cpp-python is an optional extra (``requirements-fast.txt``; it compiles llama.cpp,
 minutes): it is imported only when an engine is built. ``llamacpp_available()`` says
@@ -30,11 +30,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-from typing import Any
+import time
+from collections import deque
 
 from backends.errors import GenerationError, UnavailableError
 from backends.local.engine.queue import RequestQueue, TokenStream
 from backends.local.engine.sampling import SamplingParams
+from backends.local.engine.scheduler import admit_count, reserved_tokens
 from backends.local.engine.sequence import Request, Sequence
 from backends.local.model import LoadedModel
 
@@ -63,7 +65,12 @@ def default_threads() -> int:
     llama.cpp's threads wait for each other by spinning at every step, so when one is
     preempted by another busy thread (the server streaming tokens, a tokenizer, another
     process) the step stalls. Measured on 2 cores with the bundled model, in one run: raw
-    llama.cpp greedy 129 tok/s with 1 thread, 73 with 2.
+    llama.cpp greedy 129 tok/s with 1 thread, 73 with 2. Measured again on the portable
+    build with the batching engine (issue 17; 128 tokens, 1 vs 2 threads alternating in one
+    process, 3 pairs, other builds and tests sharing the cores): 2 threads ÷ 1 thread =
+    0.87 / 0.21 / 0.12 greedy, 0.90 / 0.85 / 0.09 with temperature + top_p. On a quiet machine
+    2 threads can win (bench/llama_builds.json: 94 vs 63 tok/s raw); on shared cores one
+    preempted spinning thread costs far more, so the default stays one core free.
     """
     return max(1, physical_cores() - 1)
 
@@ -83,21 +90,30 @@ def physical_cores() -> int:
 
 
 class _LlamaContext:
-    """One llama.cpp sequence: ``decode`` tokens at a position, read the logits in place."""
+    """One llama.cpp context holding up to ``n_seq_max`` sequences: ``decode`` a batch of
+    tokens (each tagged with its sequence and position), read the logits in place, ``drop``
+    a sequence's KV cells."""
 
-    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int, n_batch: int) -> None:
+    def __init__(
+        self, model_path: str, *, n_ctx: int, n_threads: int, n_batch: int, n_seq_max: int
+    ) -> None:
         try:
             import llama_cpp
         except (ImportError, OSError) as exc:
             raise UnavailableError(
                 f"The llama.cpp engine needs llama-cpp-python: {exc}", hint=INSTALL_HINT
             ) from exc
+        import numpy as np
+
         self._lib = llama_cpp
         try:
+            # ``Llama`` loads the weights (and initialises the backend, silences the log);
+            # its own context is tiny and unused: generation runs on ``self.ctx`` below,
+            # built with what ``Llama`` does not expose (n_seq_max, a unified KV cache).
             self.llm = llama_cpp.Llama(
                 model_path,
-                n_ctx=n_ctx,
-                n_batch=n_batch,
+                n_ctx=64,
+                n_batch=8,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 n_gpu_layers=0,
@@ -106,11 +122,45 @@ class _LlamaContext:
             )
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
             raise UnavailableError(f"llama.cpp could not load {model_path}: {exc}") from exc
-        self.n_ctx = self.llm.n_ctx()
-        self.n_batch = self.llm.n_batch
+        params = llama_cpp.llama_context_default_params()
+        # One KV stream per sequence (kv_unified off), ``n_ctx`` cells each: a sequence's
+        # attention then runs exactly as it does alone, so batched logits are bit for bit
+        # those of the same request alone. (One unified pool of cells was measured not to:
+        # with 8 or more sequences in it, llama.cpp's logits moved by up to 1.7.)
+        params.n_ctx = n_ctx * n_seq_max
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = n_seq_max
+        params.n_threads = params.n_threads_batch = n_threads
+        params.kv_unified = False
+        params.no_perf = True
+        self.ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
+        if not self.ctx:
+            self.llm.close()
+            raise UnavailableError(f"llama.cpp could not create a context for {model_path}.")
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(self.ctx)  # cells per sequence
+        self.n_batch = llama_cpp.llama_n_batch(self.ctx)
+        self.n_seq_max = llama_cpp.llama_n_seq_max(self.ctx)
         self.n_vocab = self.llm.n_vocab()
         self.file_type = self._file_type(self.llm.metadata.get("general.file_type"))
-        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._memory = llama_cpp.llama_get_memory(self.ctx)
+        # The batch's arrays are ours (numpy), so filling them is a few slice assignments;
+        # each token belongs to one sequence, whose id is read through ``seq_id[i]``.
+        n = self.n_batch
+        self._token = np.zeros(n, dtype=np.int32)
+        self._pos = np.zeros(n, dtype=np.int32)
+        self._n_seq = np.ones(n, dtype=np.int32)
+        self._seq = np.zeros(n, dtype=np.int32)
+        self._wants = np.zeros(n, dtype=np.int8)
+        address = self._seq.ctypes.data
+        pointer = ctypes.POINTER(llama_cpp.llama_seq_id)
+        self._seq_ptrs = (pointer * n)(*(ctypes.cast(address + 4 * i, pointer) for i in range(n)))
+        self._batch = llama_cpp.llama_batch()
+        self._batch.token = self._token.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token))
+        self._batch.embd = ctypes.POINTER(ctypes.c_float)()
+        self._batch.pos = self._pos.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_pos))
+        self._batch.n_seq_id = self._n_seq.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        self._batch.seq_id = ctypes.cast(self._seq_ptrs, ctypes.POINTER(pointer))
+        self._batch.logits = self._wants.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
 
     @staticmethod
     def _file_type(value: str | None) -> str:
@@ -123,47 +173,45 @@ class _LlamaContext:
             return "gguf"
 
     def clear(self) -> None:
-        """Forget every position (a new request starts from an empty KV cache)."""
-        self._lib.llama_memory_clear(self._lib.llama_get_memory(self.llm.ctx), True)
+        """Forget every sequence's cells."""
+        self._lib.llama_memory_clear(self._memory, True)
 
-    def decode(self, tokens: list[int], n_past: int, *, all_logits: bool = False):
-        """Run ``tokens`` (at most ``n_batch``) at positions ``n_past…`` and return their
-        logits as a ``[rows, vocab]`` float32 tensor over llama.cpp's own buffer (every
-        row with ``all_logits``, else the last). Valid until the next ``decode``."""
+    def drop(self, seq: int) -> None:
+        """Remove sequence ``seq``'s KV cells (it has left; its id can be reused)."""
+        self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+
+    def decode(self, tokens, positions, seqs, wants):
+        """Run one batch (at most ``n_batch`` tokens): ``tokens[i]`` at position
+        ``positions[i]`` of sequence ``seqs[i]``, its logits kept where ``wants[i]``. Returns
+        the kept logits as a ``[rows, vocab]`` float32 tensor over llama.cpp's own buffer, in
+        batch order; valid until the next ``decode``."""
         import numpy as np
         import torch
 
-        batch, n = self._batch, len(tokens)
-        batch.n_tokens = n
-        for i, token in enumerate(tokens):
-            batch.token[i] = token
-            batch.pos[i] = n_past + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = all_logits
-        batch.logits[n - 1] = True
-        status = self._lib.llama_decode(self.llm.ctx, batch)
+        n = len(tokens)
+        self._token[:n] = tokens
+        self._pos[:n] = positions
+        self._seq[:n] = seqs
+        self._wants[:n] = wants
+        self._batch.n_tokens = n
+        status = self._lib.llama_decode(self.ctx, self._batch)
         if status != 0:
             reason = {1: "no room left in the KV cache", 2: "aborted"}.get(status, "error")
             raise GenerationError(f"llama.cpp decode failed ({reason}, status {status}).")
-        rows = n if all_logits else 1
-        pointer = (
-            self._lib.llama_get_logits(self.llm.ctx)
-            if all_logits
-            else self._lib.llama_get_logits_ith(self.llm.ctx, -1)
-        )
-        address = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float))
+        rows = int(self._wants[:n].sum())
+        address = ctypes.cast(self._lib.llama_get_logits(self.ctx), ctypes.POINTER(ctypes.c_float))
         return torch.from_numpy(np.ctypeslib.as_array(address, shape=(rows, self.n_vocab)))
 
     def close(self) -> None:
-        if self._batch is not None:
-            self._lib.llama_batch_free(self._batch)
-            self._batch = None
+        if self.ctx is not None:
+            self._lib.llama_free(self.ctx)
+            self.ctx = None
         self.llm.close()
 
 
 class LlamaCppEngine:
-    """Serves one request at a time, in arrival order; at most ``max_queue`` in flight.
+    """Serves requests in continuously formed batches on one llama.cpp context, in arrival
+    order; at most ``max_queue`` in flight.
 
     Args:
         loaded: the tokenizer, EOS ids and context size (``load_tokenizer_only`` gives one
@@ -171,16 +219,23 @@ class LlamaCppEngine:
             transformers engine (its ids are the GGUF's vocabulary).
         model_path: the ``.gguf`` file llama.cpp runs.
         max_queue: requests in flight (running + waiting) past which ``submit`` refuses.
-        n_ctx: positions of llama.cpp's KV cache (default: the model's context).
+        max_batch_size: sequences decoding together (llama.cpp's ``n_seq_max``; 1 serves
+            one request at a time).
+        max_batch_tokens: bound on the running sequences' prompt + generated tokens (each
+            reserves its prompt + ``max_new_tokens`` when it joins; one alone always runs).
+        n_ctx: KV cells of each sequence (default: the model's context for a batch of one,
+            else ``max_batch_tokens / max_batch_size``, at least 2048 and at most the
+            model's context); no sequence grows past it. llama.cpp allocates
+            ``n_ctx × max_batch_size`` cells up front.
         n_threads: llama.cpp threads (default: ``default_threads()``).
-        n_batch: prompt tokens per llama.cpp decode call (llama-cpp-python's default).
+        n_batch: tokens per ``llama_decode`` call: one per running sequence, the rest
+            prompt chunks.
 
     Raises:
         UnavailableError: llama-cpp-python is missing, or llama.cpp cannot load the file.
     """
 
     name = "llama.cpp"
-    max_batch_size = 1
 
     def __init__(
         self,
@@ -188,43 +243,71 @@ class LlamaCppEngine:
         model_path: str,
         *,
         max_queue: int = 64,
+        max_batch_size: int = 16,
+        max_batch_tokens: int = 16384,
         n_ctx: int | None = None,
         n_threads: int | None = None,
         n_batch: int = 512,
     ) -> None:
-        self.queue = RequestQueue(max_queue, serving=self._serving)
+        if min(max_batch_size, max_batch_tokens, n_batch) < 1:
+            raise ValueError("max_batch_size, max_batch_tokens and n_batch must be >= 1")
         self.loaded = loaded
         self.n_threads = n_threads or default_threads()
+        self.max_batch_size = max_batch_size
         self._context = _LlamaContext(
             model_path,
-            n_ctx=n_ctx or loaded.max_context,
+            n_ctx=n_ctx
+            or self._default_n_ctx(loaded.max_context, max_batch_size, max_batch_tokens),
             n_threads=self.n_threads,
-            n_batch=n_batch,
+            n_batch=max(n_batch, max_batch_size),  # room for every running row, at least
+            n_seq_max=max_batch_size,
         )
+        self.max_batch_tokens = min(max_batch_tokens, self._context.n_ctx * max_batch_size)
         self.dtype = self._context.file_type
-        self._current: Sequence | None = None  # the request being served (worker-owned)
-        self._taken: Request | None = None  # taken from the queue, not ended yet
+        # Worker-only state: sequences being prefilled, and the decoding ones; each holds
+        # a llama.cpp sequence id from ``_free`` while it is in the context.
+        self._prefilling: deque[Sequence] = deque()
+        self._rows: list[Sequence] = []
+        self._slot: dict[int, int] = {}  # id(sequence) → llama.cpp sequence id
+        self._free = list(range(max_batch_size - 1, -1, -1))
+        self._batch_tokens = 0
+        # Where the worker's time goes (cumulative, read by the benchmark): llama_decode
+        # calls and their seconds, tokens picked, and the seconds of ``Sequence.step``
+        # (sampling + detokenizing + stop rules) and of the sampler alone within it.
+        self.timings = {"steps": 0, "decode_s": 0.0, "tokens": 0, "step_s": 0.0, "sample_s": 0.0}
         self._special_ids = frozenset(loaded.tokenizer.all_special_ids) | loaded.eos_token_ids
+        self.queue = RequestQueue(max_queue, serving=self._serving)
         self.queue.start(self._run, "llama.cpp-engine")
+
+    @staticmethod
+    def _default_n_ctx(max_context: int, max_batch_size: int, max_batch_tokens: int) -> int:
+        if max_batch_size == 1:
+            return max_context
+        return min(max_context, max(2048, max_batch_tokens // max_batch_size))
 
     # -- public --------------------------------------------------------------------------
 
     def describe(self) -> str:
         """What runs the model, for the UI's status line."""
         threads = f"{self.n_threads} thread{'s' if self.n_threads != 1 else ''}"
-        return f"llama.cpp engine ({self.dtype}, {threads}, one request at a time)"
+        if self.max_batch_size == 1:
+            return f"llama.cpp engine ({self.dtype}, {threads}, one request at a time)"
+        return (
+            f"llama.cpp engine ({self.dtype}, {threads}, continuous batching, "
+            f"up to {self.max_batch_size})"
+        )
 
     def stats(self) -> dict[str, int]:
         """``GenerationEngine.stats()``'s keys: ``running``, ``waiting``, ``batch_tokens``
-        (prompt + generated tokens of the running request) and the limits (a batch of one)."""
-        current = self._current
+        (prompt + generated tokens of the running requests, as of the last step) and the
+        limits."""
         running, waiting = self.queue.counts()
         return {
             "running": running,
             "waiting": waiting,
-            "batch_tokens": len(current.ids) if current is not None else 0,
-            "max_batch_size": 1,
-            "max_batch_tokens": self._context.n_ctx,
+            "batch_tokens": self._batch_tokens,
+            "max_batch_size": self.max_batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
             "max_queue": self.queue.max_queue,
         }
 
@@ -245,82 +328,219 @@ class LlamaCppEngine:
         import torch
 
         # One torch thread for the sampler, in this thread only (OpenMP's setting is per
-        # thread): its tensors are one row of logits, too small to split, and a team of two
-        # on 2 busy cores made torch's sort (top_p) ~7x slower (24 ms vs 3.3 ms a token).
+        # thread): its tensors are a few rows of logits, too small to split, and a team of
+        # two on 2 busy cores made torch's ops several times slower.
         torch.set_num_threads(1)
         with torch.inference_mode():
-            while (request := self.queue.next()) is not None:
-                self._taken = request
-                self.queue.emit("admitted", running=1, waiting=self.queue.waiting)
+            while self.queue.wait(busy=lambda: bool(self._prefilling or self._rows)):
                 try:
-                    error = self._serve(request)
-                except Exception as exc:  # keep serving others; the consumer gets the reason
-                    log.error("generation failed", exc_info=exc)
-                    error = GenerationError(f"Generation failed: {exc}")
-                self._current = None
-                self.queue.end(request, error)
-                self._taken = None
-        self.queue.drain(UnavailableError("The local model has shut down."))
+                    self._admit()
+                    self._step()
+                except Exception as exc:  # a failed decode: every sequence in the context
+                    # fails (their cells are gone with it); the worker keeps serving others
+                    for sequence in (*self._prefilling, *self._rows):
+                        self._fail(sequence, exc)
+                    self._prefilling.clear()
+                    self._rows = []
+                    self._slot.clear()
+                    self._free = list(range(self.max_batch_size - 1, -1, -1))
+                    self._context.clear()
+                self._batch_tokens = sum(len(s.ids) for s in (*self._prefilling, *self._rows))
+        serving = self._serving()
+        self._prefilling.clear()
+        self._rows = []
+        self.queue.drain(UnavailableError("The local model has shut down."), serving)
 
     def _serving(self) -> list[Request]:
-        return [self._taken] if self._taken is not None else []
+        return [s.request for s in (*self._prefilling, *self._rows)]
 
-    def _serve(self, request: Request) -> BaseException | None:
-        """Generate ``request`` to its end; returns the error to end its stream with."""
-        if request.cancelled.is_set():
-            return None  # gave up while waiting: nothing was computed
-        context = self._context
-        # Sequence owns the sampler, ids, decoding, stops and events, as on the default
-        # engine; this loop only feeds it llama.cpp's logits.
-        sequence = self._current = Sequence(request, self.loaded, self._special_ids)
-        room = context.n_ctx - sequence.input_length
-        if room <= 0 < sequence.budget:  # n_ctx was set below the model's context
-            return GenerationError(
-                f"The prompt ({sequence.input_length} tokens) does not fit llama.cpp's "
-                f"context of {context.n_ctx} tokens."
+    def _fail(self, sequence: Sequence, exc: Exception) -> None:
+        if not isinstance(exc, GenerationError):
+            log.error("generation failed", exc_info=exc)
+            exc = GenerationError(f"Generation failed: {exc}")
+        self.queue.end(sequence.request, exc)
+
+    def _leave(self, sequence: Sequence) -> None:
+        """``sequence`` has left the context: its cells are removed, its id is free."""
+        slot = self._slot.pop(id(sequence), None)
+        if slot is not None:
+            self._context.drop(slot)
+            self._free.append(slot)
+
+    def _admit(self) -> None:
+        """Move waiting requests into the context while it has room (in arrival order:
+        ``scheduler.admit_count`` decides how many)."""
+        running = [s.input_length + s.budget for s in (*self._prefilling, *self._rows)]
+
+        def count(waiting: list[Request]) -> int:
+            return admit_count(
+                (self._reserve(r) for r in waiting),  # lazy: most steps admit none
+                running,
+                max_batch_size=self.max_batch_size,
+                max_batch_tokens=self.max_batch_tokens,
             )
-        sequence.budget = min(sequence.budget, room)
-        if sequence.budget <= 0:
-            return None  # no room left in the model's context: nothing to generate
-        prompt = self._prompt(request)
-        if prompt is None:
-            self.queue.emit("cancelled", tokens=0)
-            return None
-        self.queue.deliver(sequence, sequence.step(*prompt))
-        while not sequence.finished:
-            if self.queue.stopping:
-                return UnavailableError("The local model has shut down.")
-            if request.cancelled.is_set():
-                self.queue.emit("cancelled", tokens=sequence.index)
-                return None
-            ids = sequence.ids
-            self.queue.deliver(sequence, sequence.step(context.decode([ids[-1]], len(ids) - 1)))
-        return None
 
-    def _prompt(self, request: Request) -> tuple[Any, list | None] | None:
-        """Decode the prompt in ``n_batch`` chunks: the last position's logits ``[1, vocab]``
-        and, when asked for, the prompt's tokens with their logprobs (TGI's prefill).
-        None when the request is cancelled meanwhile."""
-        import torch
+        admitted = self.queue.take(count)
+        waiting = self.queue.waiting
+        for i in range(len(admitted)):
+            self.queue.emit("admitted", running=len(running) + i + 1, waiting=waiting)
+        n_ctx = self._context.n_ctx
+        for request in admitted:
+            try:
+                sequence = Sequence(request, self.loaded, self._special_ids)
+            except Exception as exc:  # e.g. a sampler that cannot be built for this model
+                self._fail_request(request, exc)
+                continue
+            room = n_ctx - sequence.input_length
+            if room <= 0 < sequence.budget:  # n_ctx was set below the model's context
+                self.queue.end(
+                    request,
+                    GenerationError(
+                        f"The prompt ({sequence.input_length} tokens) does not fit llama.cpp's "
+                        f"context of {n_ctx} tokens."
+                    ),
+                )
+                continue
+            sequence.budget = min(sequence.budget, room)
+            if sequence.budget <= 0:
+                self.queue.end(request)  # no room left in the context: nothing to generate
+                continue
+            sequence.sampler = _TimedSampler(sequence.sampler, self.timings)
+            self._slot[id(sequence)] = self._free.pop()
+            self._prefilling.append(sequence)
 
-        context, ids = self._context, request.input_ids
-        details = request.params.prefill_details
-        picked: list[float] = []
-        context.clear()
-        logits = None
-        for start in range(0, len(ids), context.n_batch):
-            if request.cancelled.is_set():
-                return None
-            chunk = ids[start : start + context.n_batch]
-            logits = context.decode(chunk, start, all_logits=details)
+    def _fail_request(self, request: Request, exc: Exception) -> None:
+        log.error("generation failed", exc_info=exc)
+        self.queue.end(request, GenerationError(f"Generation failed: {exc}"))
+
+    def _reserve(self, request: Request) -> int:
+        context = min(self.loaded.max_context, self._context.n_ctx)
+        return reserved_tokens(len(request.input_ids), request.params.max_new_tokens, context)
+
+    def _drop_cancelled(self) -> None:
+        """Cancelled requests leave before the step (within one token of ``close()``)."""
+        for sequence in [
+            s for s in (*self._prefilling, *self._rows) if s.request.cancelled.is_set()
+        ]:
+            if sequence in self._rows:
+                self._rows.remove(sequence)
+            else:
+                self._prefilling.remove(sequence)
+            self.queue.emit("cancelled", tokens=sequence.index)
+            self._leave(sequence)
+            self.queue.end(sequence.request)
+
+    def _step(self) -> None:
+        """One ``llama_decode``: the last token of every decoding sequence, then prompt
+        chunks of the waiting ones in arrival order, up to ``n_batch`` tokens; then each
+        sequence whose logits came back picks its token."""
+        if self.queue.stopping:
+            return
+        self._drop_cancelled()
+        context = self._context
+        tokens: list[int] = []
+        positions: list[int] = []
+        seqs: list[int] = []
+        wants: list[bool] = []
+        for sequence in self._rows:
+            tokens.append(sequence.ids[-1])
+            positions.append(len(sequence.ids) - 1)
+            seqs.append(self._slot[id(sequence)])
+            wants.append(True)
+        chunks: list[tuple[Sequence, int, int]] = []  # (sequence, start, end) of its prompt
+        room = context.n_batch - len(tokens)
+        for sequence in self._prefilling:
+            if room <= 0:
+                break
+            start = sequence.prefilled
+            end = min(sequence.input_length, start + room)
+            details = sequence.params.prefill_details
+            slot = self._slot[id(sequence)]
+            tokens += sequence.ids[start:end]
+            positions += range(start, end)
+            seqs += [slot] * (end - start)
+            wants += [details] * (end - start)
+            if end == sequence.input_length:
+                wants[-1] = True
+            chunks.append((sequence, start, end))
+            room -= end - start
+        if not tokens:
+            return
+        timings = self.timings
+        started = time.perf_counter()
+        try:
+            logits = context.decode(tokens, positions, seqs, wants)
+        except GenerationError as exc:  # the batch is shared: every sequence in it fails
+            for sequence in [*self._rows, *(c[0] for c in chunks)]:
+                self._fail(sequence, exc)
+                self._leave(sequence)
+            self._rows = []
+            for sequence, _, _ in chunks:
+                self._prefilling.remove(sequence)
+            return
+        timings["steps"] += 1
+        timings["decode_s"] += time.perf_counter() - started
+        # As of this step (set before any token is streamed): the running sequences' ids
+        # with the token each is about to pick, and the prompts in the context.
+        completing = sum(1 for c in chunks if c[2] == c[0].input_length)
+        self._batch_tokens = (
+            sum(len(s.ids) + 1 for s in self._rows)
+            + sum(len(s.ids) for s in self._prefilling)
+            + completing
+        )
+        row = 0
+        keep: list[Sequence] = []
+        for sequence in self._rows:
+            if self._deliver(sequence, logits[row : row + 1]):
+                keep.append(sequence)
+            row += 1
+        for sequence, start, end in chunks:
+            sequence.prefilled = end
+            details = sequence.params.prefill_details
+            rows = (end - start) if details else int(end == sequence.input_length)
             if details:
-                # Row j predicts token start+j+1; a chunk's last row predicts the next
-                # chunk's first token (or, at the very end, the first generated one).
-                targets = ids[start + 1 : start + len(chunk) + 1]
-                rows = torch.log_softmax(logits[: len(targets)], dim=-1)
-                picked += rows.gather(1, torch.tensor(targets)[:, None])[:, 0].tolist()
-        prefill = None
-        if details:
-            decode = self.loaded.tokenizer.decode
-            prefill = [(i, decode([i]), lp) for i, lp in zip(ids, [None, *picked], strict=True)]
-        return logits[-1:], prefill
+                sequence._score_prompt(logits[None, row : row + rows], start, end)
+            row += rows
+            if sequence.prefilling:
+                continue
+            self._prefilling.remove(sequence)
+            prefill = sequence._prefill_tokens() if details else None
+            if self._deliver(sequence, logits[row - 1 : row], prefill):
+                keep.append(sequence)
+        self._rows = keep
+
+    def _deliver(self, sequence: Sequence, logits, prefill: list | None = None) -> bool:
+        """``sequence`` picks its token from ``logits`` and streams it; True while it goes
+        on (else it has left the context)."""
+        started = time.perf_counter()
+        try:
+            event = sequence.step(logits, prefill)
+            self.timings["tokens"] += 1
+            self.timings["step_s"] += time.perf_counter() - started
+            self.queue.deliver(sequence, event)
+        except Exception as exc:  # e.g. a grammar error: only this sequence fails
+            self._fail(sequence, exc)
+            self._leave(sequence)
+            return False
+        if sequence.finished:
+            self._leave(sequence)
+            self.queue.end(sequence.request)
+            return False
+        return True
+
+
+class _TimedSampler:
+    """A sequence's ``Sampler``, its calls' seconds added to ``timings["sample_s"]``."""
+
+    def __init__(self, sampler, timings: dict) -> None:
+        self._sampler, self._timings = sampler, timings
+
+    def __call__(self, token_ids, logits):
+        started = time.perf_counter()
+        try:
+            return self._sampler(token_ids, logits)
+        finally:
+            self._timings["sample_s"] += time.perf_counter() - started
+
+    def __getattr__(self, name: str):
+        return getattr(self._sampler, name)

@@ -115,17 +115,27 @@ class _LazyWatermark:
         return self.processor(input_ids, scores)
 
 
+# Candidates kept before top_p / typical_p are checked: the most likely 64 tokens hold the
+# asked-for mass on almost every step; when they do not, the bound grows 8× at a time.
+CANDIDATES = 64
+_WIDEN = 8
+
+
 class Sampler:
-    """Chooses the next token for one request."""
+    """Chooses the next token for one request.
+
+    Greedy: the argmax of the processed logits. Sampling: temperature, then top_k, top_p and
+    typical_p (TGI's order, transformers' semantics) applied to a few candidates instead of
+    the whole vocabulary: ``torch.topk`` to a bound (top_k, else ``CANDIDATES``), widened
+    only when the candidates hold less than the mass top_p / typical_p keep; then one seeded
+    uniform draw against the kept candidates' cumulative probabilities (O(candidates)).
+    """
 
     def __init__(self, params: SamplingParams, device: str) -> None:
         import torch
         from transformers.generation.logits_process import (
             LogitsProcessorList,
             RepetitionPenaltyLogitsProcessor,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-            TypicalLogitsWarper,
             WatermarkLogitsProcessor,
         )
 
@@ -149,16 +159,16 @@ class Sampler:
         self.grammar = params.grammar.new_state() if params.grammar is not None else None
         if self.grammar is not None:
             processors.append(lambda _ids, scores: self.grammar.mask(scores))
-        if self.sampling:
-            if params.temperature is not None and params.temperature != 1.0:
-                processors.append(_Temperature(params.temperature))
-            if params.top_k is not None:
-                processors.append(TopKLogitsWarper(params.top_k))
-            if params.top_p is not None and params.top_p < 1.0:
-                processors.append(TopPLogitsWarper(params.top_p))
-            if params.typical_p is not None and params.typical_p < 1.0:
-                processors.append(TypicalLogitsWarper(params.typical_p))
         self.processors = LogitsProcessorList(processors)
+        # The warpers (sampling only), applied by ``_warp`` on candidates.
+        temperature = params.temperature
+        self.temperature = temperature if self.sampling and temperature not in (None, 1.0) else None
+        self.top_k = params.top_k if self.sampling else None
+        top_p, typical_p = params.top_p, params.typical_p
+        self.top_p = top_p if self.sampling and top_p is not None and top_p < 1.0 else None
+        self.typical_p = (
+            typical_p if self.sampling and typical_p is not None and typical_p < 1.0 else None
+        )
         self.seed = params.seed if params.seed is not None else random.getrandbits(63)
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
 
@@ -169,22 +179,116 @@ class Sampler:
         if self.processors:
             ids = torch.tensor([token_ids], device=logits.device) if self.needs_ids else None
             scores = _finite(self.processors(ids, scores))
-        logprobs = torch.log_softmax(scores, dim=-1)
+        row = scores[0]
         if self.sampling:
-            token = torch.multinomial(logprobs.exp(), 1, generator=self.generator)[0, 0]
+            candidates, logprobs = self._warp(row)  # ids (None: all) and their logprobs
+            pick = _draw(torch, logprobs, self.generator)
+            token_id = int(candidates[pick]) if candidates is not None else pick
+            logprob = float(logprobs[pick])
         else:
-            token = torch.argmax(logprobs, dim=-1)[0]
-        token_id = int(token)
+            logprobs = torch.log_softmax(row, dim=-1)
+            candidates = None
+            token_id = int(torch.argmax(logprobs))
+            logprob = float(logprobs[token_id])
         if self.grammar is not None:
             self.grammar.advance(token_id)
         top: list[tuple[int, float]] = []
         if self.top_n:
-            values, indices = torch.topk(logprobs[0], self.top_n)
-            # A token a warper or the grammar ruled out (-inf) is no alternative (and JSON
-            # has no -Infinity).
-            top = [
-                (int(i), float(v))
-                for i, v in zip(indices, values, strict=True)
-                if v > float("-inf")
-            ]
-        return Choice(token_id, float(logprobs[0, token_id]), top)
+            top = self._top(candidates, logprobs, row.shape[-1])
+        return Choice(token_id, logprob, top)
+
+    def _top(self, candidates, logprobs, vocab: int) -> list[tuple[int, float]]:
+        """The ``top_n`` best tokens of the final distribution (best first)."""
+        torch = self._torch
+        if candidates is not None:
+            if len(candidates) < self.top_n:  # the rest were cut: -inf, as a full row shows
+                full = torch.full((vocab,), float("-inf"), device=logprobs.device)
+                logprobs = full.index_put_((candidates,), logprobs)
+                candidates = None
+            else:  # candidates are sorted by probability already
+                order = torch.argsort(logprobs, descending=True, stable=True)[: self.top_n]
+                return [(int(candidates[i]), float(logprobs[i])) for i in order]
+        values, indices = torch.topk(logprobs, self.top_n)
+        # A token a warper or the grammar ruled out (-inf) is no alternative (and JSON has
+        # no -Infinity).
+        return [
+            (int(i), float(v)) for i, v in zip(indices, values, strict=True) if v > float("-inf")
+        ]
+
+    def _warp(self, scores):
+        """Temperature, top_k, top_p, typical_p (TGI's order) on the row ``scores``:
+        ``(candidate ids or None for the whole vocabulary, their final logprobs)``."""
+        torch = self._torch
+        if self.temperature is not None:  # a tiny temperature tends to greedy, never NaN
+            scores = _Temperature(self.temperature)(None, scores.unsqueeze(0))[0]
+        vocab = scores.shape[-1]
+        ids = None  # None: every token is still a candidate, with logits ``scores``
+        if self.top_k is not None:
+            values, ids = torch.topk(scores, max(1, min(self.top_k, vocab)))
+            scores = values
+        if self.top_p is not None:
+            values, ids = _nucleus(torch, scores, ids, self.top_p)
+            scores = values
+        if self.typical_p is not None:
+            values, ids = _typical(torch, scores, ids, self.typical_p)
+            scores = values
+        return ids, torch.log_softmax(scores, dim=-1)
+
+
+def _bounded(torch, key, logprobs, mass: float):
+    """Indices of the largest ``key`` entries, in order, enough of them that they hold
+    ``mass`` (or all): ``torch.topk`` to ``CANDIDATES``, widened 8× while the kept mass is
+    short. ``logprobs(values, indices)`` gives the kept entries' logprobs. Returns
+    ``(indices, their logprobs)``."""
+    size = key.shape[-1]
+    bound = min(CANDIDATES, size)
+    while True:
+        values, order = torch.topk(key, bound)
+        kept = logprobs(values, order)
+        if bound >= size or float(kept.exp().sum()) >= mass:
+            return order, kept
+        bound = min(size, bound * _WIDEN)
+
+
+def _keep_mass(torch, logprobs, mass: float) -> int:
+    """How many leading entries (most likely first) transformers' top_p / typical_p keep:
+    each whose more likely predecessors hold less than ``mass``, at least one."""
+    cumulative = torch.cumsum(logprobs.exp(), dim=-1)
+    return max(1, int((cumulative - logprobs.exp() < mass).sum()))
+
+
+def _nucleus(torch, scores, ids, top_p: float):
+    """top_p on candidate logits ``scores`` (ids ``ids``; None: the whole vocabulary):
+    the most likely tokens whose predecessors hold less than ``top_p``."""
+    if ids is None:  # the whole vocabulary: topk to a bound, not a full sort
+        total = torch.logsumexp(scores, dim=-1)
+        ids, kept = _bounded(torch, scores, lambda values, _: values - total, top_p)
+        scores = scores[ids]
+    else:  # a few candidates, sorted by topk already
+        kept = torch.log_softmax(scores, dim=-1)
+    count = _keep_mass(torch, kept, top_p)
+    return scores[:count], ids[:count]
+
+
+def _typical(torch, scores, ids, typical_p: float):
+    """typical_p (locally typical sampling): the tokens whose surprisal is closest to the
+    entropy, holding ``typical_p`` of the mass."""
+    logprobs = torch.log_softmax(scores, dim=-1)
+    entropy = -(logprobs.exp() * logprobs).nansum()
+    distance = (-logprobs - entropy).abs()
+    order, kept = _bounded(torch, -distance, lambda _, order: logprobs[order], typical_p)
+    count = _keep_mass(torch, kept, typical_p)
+    order = order[:count]
+    return scores[order], (order if ids is None else ids[order])
+
+
+def _draw(torch, logprobs, generator) -> int:
+    """One seeded draw from the distribution ``logprobs`` (a few candidates, or a row):
+    one uniform number against the cumulative probabilities."""
+    probs = logprobs.exp()
+    cumulative = torch.cumsum(probs, dim=-1)
+    point = torch.rand((), generator=generator, device=probs.device) * cumulative[-1]
+    pick = int(torch.searchsorted(cumulative, point.reshape(1), right=True))
+    if pick >= probs.shape[-1]:  # rounding at the very top: the last token with any mass
+        pick = int(torch.nonzero(probs > 0)[-1])
+    return pick

@@ -5,7 +5,7 @@ Two engines serve the same Backend protocol with the same parameter semantics:
 - ``transformers`` (``transformers.TransformersEngine``): the default; CUDA or CPU, any
   transformers model, continuous batching. GGUF files are de-quantized to fp32 first.
 - ``llama.cpp`` (``llamacpp.LlamaCppEngine``): GGUF files on the CPU through
-  llama.cpp's quantized kernels, one request at a time; several times faster on CPU. Needs
+  llama.cpp's quantized kernels, continuous batching; several times faster on CPU. Needs
   the optional extra ``requirements-fast.txt`` (``make setup-fast``).
 
 ``--engine auto`` (the default) picks llama.cpp when the model is a GGUF file, generation
@@ -160,9 +160,8 @@ def create_engine(
         engine: ``select_engine``'s answer.
         loaded: ``load_for_engine``'s answer for the same engine.
         model_path: the ``.gguf`` file (``ModelSource.location``); llama.cpp only.
-        **options: passed on: ``max_queue`` for both; ``max_batch_size`` and
-            ``max_batch_tokens`` for transformers; ``n_ctx``, ``n_threads`` and
-            ``n_batch`` for llama.cpp.
+        **options: passed on: ``max_queue``, ``max_batch_size`` and ``max_batch_tokens``
+            for both; ``n_ctx``, ``n_threads`` and ``n_batch`` for llama.cpp.
     """
     if engine == "llama.cpp":
         from backends.local.engine.llamacpp import LlamaCppEngine
