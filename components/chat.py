@@ -195,7 +195,7 @@ def render(
                 placeholder="Ask anything — the reply streams in token by token.",
                 elem_id="chatbot",
             )
-            with gr.Row(elem_id="reply-versions"):
+            with gr.Row(elem_id="reply-versions", visible=False) as versions_row:
                 prev_version = gr.Button(
                     "‹", size="sm", min_width=40, scale=0, elem_id="prev-version"
                 )
@@ -374,7 +374,7 @@ def render(
         form_widgets=form_widgets,
         connection=connection,
         connection_fields=panel.fields,
-        versions=(prev_version, version_label, next_version),
+        versions=(prev_version, version_label, next_version, versions_row),
         after=[*events, *changed],
         cancels=events,
     )

@@ -566,7 +566,7 @@ def render_sidebar(secret: str | None) -> Sidebar:
     store = gr.BrowserState({"conversations": []}, storage_key=STORE_KEY, secret=secret)
     current = gr.BrowserState({}, storage_key=CURRENT_KEY, secret=secret)
     with gr.Row():
-        new = gr.Button("＋ New chat", size="sm", variant="primary", elem_id="new-chat")
+        new = gr.Button("+ New chat", size="sm", variant="primary", elem_id="new-chat")
     search = gr.Textbox(
         placeholder="Search conversations", show_label=False, elem_id="conversation-search"
     )
@@ -623,10 +623,10 @@ def wire(
     form_names = list(form_widgets)
     settings_inputs = [system_prompt, *form_widgets.values(), connection]
     mode, endpoint, provider, model = list(connection_fields)[:4]
-    prev_btn, label, next_btn = versions
+    prev_btn, label, next_btn, row = versions
     opened = [
         chatbot, stats, system_prompt, *form_widgets.values(), mode, endpoint, provider,
-        model, label, sb.title,
+        model, label, row, sb.title,
     ]  # fmt: skip
 
     def settings(values: Sequence[Any]) -> dict:
@@ -637,7 +637,7 @@ def wire(
         """Widget values that show ``record`` (a blank chat for None: settings stay)."""
         record = valid(record)
         if record is None:
-            return [[], "", *([gr.update()] * (len(opened) - 4)), "", ""]
+            return [[], "", *([gr.update()] * (len(opened) - 5)), "", gr.Row(visible=False), ""]
         p, s, t = record["parameters"], record["structured"], record["target"]
         form = {**p, **s}
         modes = [value for _, value in mode_choices()]
@@ -651,6 +651,7 @@ def wire(
             t["provider"] or "auto",
             t["model"],
             version_label(record),
+            gr.Row(visible=bool(version_label(record))),
             record["title"],
         ]
 
@@ -660,14 +661,21 @@ def wire(
     def save(store, current, history, line, query, *values):
         record = snapshot(current, history, stats=line, **settings(values))
         if not record.get("messages"):
-            return make_store(conversations(store)), {}, listed(store, query), ""
+            return (
+                make_store(conversations(store)),
+                {},
+                listed(store, query),
+                "",
+                gr.Row(visible=False),
+            )
         store = upsert(store, record)
-        return store, record, listed(store, query, record["id"]), version_label(record)
+        shown = version_label(record)
+        return store, record, listed(store, query, record["id"]), shown, gr.Row(visible=bool(shown))
 
     save_io = dict(
         fn=save,
         inputs=[sb.store, sb.current, chatbot, stats, sb.search, *settings_inputs],
-        outputs=[sb.store, sb.current, sb.listing, label],
+        outputs=[sb.store, sb.current, sb.listing, label, row],
         **hidden,
     )
     for event in after:
@@ -792,11 +800,11 @@ def wire(
         def run(store, current, query):
             record = switch_version(current, direction)
             if not record:
-                return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+                return [gr.update()] * 7
             store = upsert(store, record)
             return (
                 store, record, listed(store, query, record["id"]), chat_messages(record),
-                last_stats(record), version_label(record),
+                last_stats(record), version_label(record), gr.Row(visible=True),
             )  # fmt: skip
 
         return run
@@ -804,7 +812,8 @@ def wire(
     for button, direction in ((prev_btn, -1), (next_btn, 1)):
         button.click(
             step(direction), [sb.store, sb.current, sb.search],
-            [sb.store, sb.current, sb.listing, chatbot, stats, label], queue=False, **hidden,
+            [sb.store, sb.current, sb.listing, chatbot, stats, label, row], queue=False,
+            **hidden,
         )  # fmt: skip
     from gradio.context import Context
 
@@ -820,6 +829,7 @@ def saving_stream(current: Any, history: list[dict], settings: dict) -> Callable
     if record is not None and index < len(record["messages"]):
         base = keep_version(record, index)  # a retried reply: keep the one it replaces
     last = [0.0]
+    state = [base]
 
     def save(reply: str, line: str, final: bool = False) -> dict | None:
         now = time.monotonic()
@@ -827,6 +837,8 @@ def saving_stream(current: Any, history: list[dict], settings: dict) -> Callable
             return None
         last[0] = now
         chat = [*history, {"role": "assistant", "content": reply}]
-        return snapshot(base, chat, stats=line, streaming=not final, **settings)
+        record = snapshot(state[0], chat, stats=line, streaming=not final, **settings)
+        state[0] = record  # later saves keep its id (and the versions it carries)
+        return record
 
     return save
