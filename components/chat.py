@@ -222,6 +222,7 @@ def render(
                 retry = gr.Button("↻ Retry", size="sm")
                 undo = gr.Button("↶ Undo", size="sm")
                 clear = gr.Button("🗑 Clear", size="sm")
+                more = gr.Button("⏩ Continue", size="sm", elem_id="chat-continue")
             stats = gr.Markdown("", elem_id="chat-stats")
             gr.Examples(examples().chat, inputs=message, label="Examples")
             code_slot = gr.Column()
@@ -333,6 +334,54 @@ def render(
             show_error(exc)
             yield gr.update(), gr.update(), gr.update()  # the chat (and partial reply) stays
 
+    def continue_reply(
+        request: gr.Request,
+        oauth: gr.OAuthToken | None,
+        history,
+        current,
+        line,
+        conn,
+        system,
+        *values,
+    ):
+        """Continue: a reply cut at its length limit (finish: length) goes on from where
+        it stopped (the local model's chat template leaves the reply open)."""
+        history = list(history or [])
+        if (
+            not history
+            or history[-1].get("role") != "assistant"
+            or "finish: length" not in (line or "")
+        ):
+            show_problem(
+                "Continue goes on with a reply that stopped at its length limit (finish: length).",
+                title="Nothing to continue",
+            )
+            yield gr.update(), gr.update(), gr.update()
+            return
+        partial = message_text(history[-1]["content"])
+        earlier = history[:-1]
+        form = dict(zip(form_widgets, values, strict=True))
+        save = workspace.saving_stream(
+            current, earlier, workspace.settings_of(system, form, conn), keep=False
+        )
+        try:
+            backend = backend_for(signed_in(conn, oauth), local)
+            with visitors.hold(request):
+                messages = to_messages(history, system or "")
+                text, stats_line = partial, line
+                for more_text, stats_line in run(backend, messages, read_form(*values)):
+                    text = partial + more_text
+                    record = save(text, stats_line)
+                    yield (
+                        earlier + [{"role": "assistant", "content": text}],
+                        stats_line,
+                        gr.update() if record is None else record,
+                    )
+                yield gr.update(), gr.update(), save(text, stats_line, final=True)
+        except BackendError as exc:
+            show_error(exc)
+            yield gr.update(), gr.update(), gr.update()
+
     # "undocumented", not "private": Gradio 6.31 cannot cancel a private event (Stop would
     # blank the chat with an error instead of keeping the partial reply).
     hidden = dict(api_visibility="undocumented")
@@ -355,6 +404,17 @@ def render(
     events.append(chatbot.retry(drop_reply, chatbot, chatbot, **quick).success(**generate))
     events.append(
         chatbot.edit(edit_turn, chatbot, chatbot, queue=False, **hidden).success(**generate)
+    )
+    events.append(
+        more.click(
+            continue_reply,
+            [chatbot, sidebar.current, stats, *params],
+            [chatbot, stats, sidebar.current],
+            concurrency_limit=GENERATION_CONCURRENCY,
+            concurrency_id=GENERATION_CONCURRENCY_ID,
+            show_progress="hidden",
+            **hidden,
+        )
     )
     changed = [
         undo.click(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden),

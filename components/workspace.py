@@ -820,13 +820,16 @@ def wire(
     Context.root_block.load(load, [sb.store, sb.current], load_outputs, **hidden)
 
 
-def saving_stream(current: Any, history: list[dict], settings: dict) -> Callable:
+def saving_stream(
+    current: Any, history: list[dict], settings: dict, *, keep: bool = True
+) -> Callable:
     """For a streaming reply: ``save(reply, line, final=False)`` → the record to write to
-    ``current`` now, or None (at most every ``SAVE_INTERVAL_S``; always when final)."""
+    ``current`` now, or None (at most every ``SAVE_INTERVAL_S``; always when final).
+    ``keep``: a reply it replaces is kept as a version (off for Continue)."""
     index = len(history)
     base = current
     record = valid(current)
-    if record is not None and index < len(record["messages"]):
+    if keep and record is not None and index < len(record["messages"]):
         base = keep_version(record, index)  # a retried reply: keep the one it replaces
     last = [0.0]
     state = [base]

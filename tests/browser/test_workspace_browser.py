@@ -131,7 +131,9 @@ def test_bad_import_changes_nothing(page: Page, tmp_path: Path) -> None:
 
 def test_escape_stops_and_reload_marks_interrupted(page: Page) -> None:
     ready(page)
-    send(page, "Count from one to two hundred.", max_tokens=300, wait=False)
+    # This prompt gets a reply well past 40 tokens from the bundled model (greedy).
+    poem = "Write a short poem about the sea."
+    send(page, poem, max_tokens=300, wait=False)
     bot = chat_log(page).get_by_test_id("bot").last
     expect(bot).to_have_text(re.compile(r"\S{3}"), timeout=GENERATION_TIMEOUT_MS)
     page.keyboard.press("Escape")
@@ -139,19 +141,21 @@ def test_escape_stops_and_reload_marks_interrupted(page: Page) -> None:
     stopped = bot.inner_text()
     time.sleep(2.0)
     assert bot.inner_text() == stopped  # Esc clicked Stop: the reply no longer grows
-    assert "finish: length" not in page.locator("#chat-stats").inner_text()
+    assert "finish:" not in page.locator("#chat-stats").inner_text()  # cut, not finished
 
     # A reply still streaming when the page goes away is kept, marked interrupted.
-    send(page, "Now count from one to three hundred.", max_tokens=400, wait=False)
+    page.locator("#new-chat").click()
+    expect(chat_log(page).get_by_test_id("user")).to_have_count(0)
+    send(page, poem, max_tokens=300, wait=False)
     bot = chat_log(page).get_by_test_id("bot").last
-    expect(bot).to_have_text(re.compile(r"\S{20}"), timeout=GENERATION_TIMEOUT_MS)
+    expect(bot).to_have_text(re.compile(r"[\s\S]{20,}"), timeout=GENERATION_TIMEOUT_MS)
     time.sleep(1.5)  # at least one save while streaming (about every second)
+    assert "finish:" not in page.locator("#chat-stats").inner_text()
     page.reload()
     ready(page)
-    expect(chat_log(page).get_by_test_id("user").last).to_have_text(
-        "Now count from one to three hundred."
-    )
+    expect(chat_log(page).get_by_test_id("user").last).to_have_text(poem)
     expect(chat_log(page).get_by_test_id("bot").last).to_contain_text("(interrupted)")
+    expect(conversation_list(page).locator("label")).to_have_count(2)
 
 
 def test_screenshots_dark_and_phone(chromium_browser, app_url: str, artifacts_dir: Path) -> None:
@@ -231,3 +235,18 @@ def test_reload_with_50_saved_conversations(
     (artifacts_dir / "workspace-load-50.txt").write_text(line + "\n")
     print(line)
     assert min(timings) < 20_000
+
+
+def test_continue_a_reply_cut_at_its_length_limit(page: Page) -> None:
+    ready(page)
+    send(page, "Write a short poem about the sea.", max_tokens=5)
+    expect(page.locator("#chat-stats")).to_contain_text("finish: length")
+    bot = chat_log(page).get_by_test_id("bot").last
+    cut = bot.inner_text().strip()
+    page.locator("#chat-continue").click()
+    wait_longer = "([n]) => { const b = document.querySelectorAll('#chatbot [data-testid=bot]');"
+    wait_longer += " return b.length && b[b.length - 1].innerText.trim().length > n; }"
+    page.wait_for_function(wait_longer, arg=[len(cut)], timeout=GENERATION_TIMEOUT_MS)
+    expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=GENERATION_TIMEOUT_MS)
+    assert bot.inner_text().strip().startswith(cut)
+    expect(chat_log(page).get_by_test_id("bot")).to_have_count(1)  # the same reply, longer
