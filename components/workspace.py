@@ -235,23 +235,33 @@ def snapshot(
         "updated": now,
         "system_prompt": system_prompt or "",
         "messages": messages,
-        "parameters": {**Parameters().model_dump(), **_clean_parameters(parameters or {})},
-        "structured": {**Structured().model_dump(), **(structured or {})},
-        "target": {**Target().model_dump(), **(target or {})},
+        "parameters": _section(Parameters, _clean_parameters(parameters or {})),
+        "structured": _section(Structured, structured or {}),
+        "target": _section(Target, target or {}),
         "streaming": streaming,
     }
     return valid(record) or {**before, "messages": messages, "updated": now}
 
 
+def _section(model: type[BaseModel], values: dict) -> dict:
+    """``values`` as ``model`` (missing or refused fields take their defaults)."""
+    values = {k: v for k, v in values.items() if v is not None and k in model.model_fields}
+    try:
+        return model.model_validate(values).model_dump()
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+        kept = {k: v for k, v in values.items() if k not in bad}
+        return model.model_validate(kept).model_dump()
+
+
 def _clean_parameters(values: dict) -> dict:
     out = {k: v for k, v in values.items() if k in PARAMETERS}
-    for name, kind in (("max_tokens", int), ("temperature", float), ("top_p", float)):
-        if out.get(name) is not None:
+    kinds = {"max_tokens": int, "temperature": float, "top_p": float, "seed": int}
+    for name, kind in kinds.items():
+        try:
             out[name] = kind(out[name])
-        else:
+        except (KeyError, TypeError, ValueError):
             out.pop(name, None)
-    if out.get("seed") is not None:
-        out["seed"] = int(out["seed"])
     out["stop"] = out.get("stop") or ""
     return out
 
@@ -532,7 +542,7 @@ def settings_of(system_prompt: str, form: dict, connection: Any) -> dict:
     return dict(
         system_prompt=system_prompt or "",
         parameters={k: form.get(k) for k in PARAMETERS},
-        structured={k: form.get(k) or "" for k in STRUCTURED},
+        structured={k: form.get(k) for k in STRUCTURED},
         target=target,
     )
 

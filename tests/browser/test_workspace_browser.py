@@ -180,11 +180,11 @@ def test_screenshots_dark_and_phone(chromium_browser, app_url: str, artifacts_di
 
 def test_retry_keeps_the_earlier_reply(page: Page, artifacts_dir: Path) -> None:
     ready(page)
-    page.get_by_role("spinbutton", name="number input for seed").fill("1")
+    page.get_by_label("seed", exact=True).fill("1")
     send(page, "Invent a word.", max_tokens=6)
     first = chat_log(page).get_by_test_id("bot").last.inner_text().strip()
     set_number(page, "temperature", "1.5")
-    page.get_by_role("spinbutton", name="number input for seed").fill("2")
+    page.get_by_label("seed", exact=True).fill("2")
     page.get_by_role("button", name="↻ Retry").click()
     label = page.locator("#version-label")
     expect(label).to_contain_text("2/2", timeout=GENERATION_TIMEOUT_MS)
@@ -250,3 +250,13 @@ def test_continue_a_reply_cut_at_its_length_limit(page: Page) -> None:
     expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=GENERATION_TIMEOUT_MS)
     assert bot.inner_text().strip().startswith(cut)
     expect(chat_log(page).get_by_test_id("bot")).to_have_count(1)  # the same reply, longer
+
+
+def test_shift_enter_adds_a_line_enter_sends(page: Page) -> None:
+    ready(page)
+    box = page.get_by_placeholder("Type a message and press Enter")
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    expect(chat_log(page).get_by_test_id("user")).to_have_count(0)  # nothing sent yet

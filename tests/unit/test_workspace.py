@@ -175,3 +175,15 @@ def test_storage_secret_from_env_or_kept_in_cache(tmp_path, monkeypatch) -> None
     first = ws.storage_secret(tmp_path)
     assert len(first) >= 32 and ws.storage_secret(tmp_path) == first
     assert (tmp_path / ws.SECRET_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_settings_never_read_the_token() -> None:
+    from components.connection import REMOTE, Connection
+
+    connection = Connection(REMOTE, "http://x/v1", "auto", "m", token="hf_typed_secret")
+    settings = ws.settings_of("sys", {"max_tokens": 9, "format_kind": "text"}, connection)
+    r = ws.snapshot({}, chat("Q", "A"), **settings)
+    assert "hf_typed_secret" not in json.dumps(r)
+    assert r["target"] == {"mode": REMOTE, "endpoint": "http://x/v1", "provider": "auto",
+                           "model": "m"}  # fmt: skip
+    assert r["parameters"]["max_tokens"] == 9
