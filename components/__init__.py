@@ -23,8 +23,11 @@ CSS = """
 #conversation-list { max-height: 420px; overflow-y: auto; }
 #conversation-list label { width: 100%; }
 #conversation-list label span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-#reply-versions { align-items: center; gap: 0.25em; }
-#version-label p { margin: 0; }
+#reply-versions { align-items: center; justify-content: center; gap: 0.5em; }
+#reply-versions > * { flex: 0 0 auto !important; min-width: 0 !important; width: auto; }
+#reply-versions button { min-width: 2.5em !important; }
+#version-label p { margin: 0; font-variant-numeric: tabular-nums; }
+@media (max-width: 640px) { #workspace-sidebar { order: 2; } }
 #workspace-note p { margin: 0; font-size: 0.9em; }
 """
 # Esc stops a streaming reply (clicks the chat's Stop button).

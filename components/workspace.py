@@ -312,14 +312,15 @@ def switch_version(record: Any, step: int) -> dict:
 
 
 def version_label(record: Any) -> str:
-    """ "‹ 2/3 ›" for the last reply when it has versions, else ""."""
+    """The last reply's place among its versions, e.g. "2/3" (shown between the ‹ and ›
+    buttons: "‹ 2/3 ›"); "" when it has none."""
     record = valid(record)
     if not record or not record["messages"] or record["messages"][-1]["role"] != "assistant":
         return ""
     last = record["messages"][-1]
     if not last["versions"]:
         return ""
-    return f"‹ {last['version'] + 1}/{len(last['versions']) + 1} ›"
+    return f"{last['version'] + 1}/{len(last['versions']) + 1}"
 
 
 def fold_current(store: Any, current: Any) -> tuple[dict, dict]:
@@ -692,8 +693,15 @@ def wire(
         event.then(**save_io)
 
     def load(store, current):
-        store, record = fold_current(store, current)
-        return [store, record, listed(store, "", record.get("id")), *open_values(record)]
+        folded, record = fold_current(store, current)
+        # Unchanged values are not sent back (a large store would be re-encrypted and
+        # rewritten on every page load).
+        return [
+            gr.update() if folded == store else folded,
+            gr.update() if record == current else record,
+            listed(folded, "", record.get("id")),
+            *open_values(record),
+        ]
 
     load_outputs = [sb.store, sb.current, sb.listing, *opened]
 

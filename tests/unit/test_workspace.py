@@ -93,20 +93,20 @@ def test_retry_keeps_versions_and_navigation() -> None:
     r = record("Q", "first answer")
     save = ws.saving_stream(r, chat("Q"), SETTINGS)  # a retry: the reply is replaced
     r2 = save("second answer", "s2", final=True)
-    assert ws.version_label(r2) == "‹ 2/2 ›"
+    assert ws.version_label(r2) == "2/2"
     back = ws.switch_version(r2, -1)
     assert back["messages"][-1]["content"] == "first answer"
     assert back["messages"][-1]["stats"] == "3 completion tokens"
-    assert ws.version_label(back) == "‹ 1/2 ›"
+    assert ws.version_label(back) == "1/2"
     assert ws.switch_version(back, -1)["messages"][-1]["content"] == "first answer"  # no wrap
     save3 = ws.saving_stream(back, chat("Q"), SETTINGS)
     r3 = save3("third answer", "s3", final=True)
-    assert ws.version_label(r3) == "‹ 3/3 ›"
+    assert ws.version_label(r3) == "3/3"
     contents = [ws.switch_version(r3, -k)["messages"][-1]["content"] for k in (1, 2)]
     assert contents == ["second answer", "first answer"]
     forward = ws.switch_version(ws.switch_version(r3, -2), 1)
     assert forward["messages"][-1]["content"] == "second answer"
-    assert ws.version_label(forward) == "‹ 2/3 ›"
+    assert ws.version_label(forward) == "2/3"
 
 
 def test_export_round_trips_exactly() -> None:
