@@ -27,7 +27,10 @@ CSS = """
 #reply-versions > * { flex: 0 0 auto !important; min-width: 0 !important; width: auto; }
 #reply-versions button { min-width: 2.5em !important; }
 #version-label p { margin: 0; font-variant-numeric: tabular-nums; }
-@media (max-width: 640px) { #workspace-sidebar { order: 2; } }
+@media (max-width: 640px) {
+  #workspace-sidebar { order: 2; }
+  #chat-layout > div:last-child { order: 3; }
+}
 #workspace-note p { margin: 0; font-size: 0.9em; }
 """
 # Esc stops a streaming reply (clicks the chat's Stop button).
