@@ -678,15 +678,17 @@ def wire(
                 listed(store, query),
                 "",
                 gr.Row(visible=False),
+                "",
             )
         store = upsert(store, record)
         shown = version_label(record)
-        return store, record, listed(store, query, record["id"]), shown, gr.Row(visible=bool(shown))
+        listing = listed(store, query, record["id"])
+        return store, record, listing, shown, gr.Row(visible=bool(shown)), record["title"]
 
     save_io = dict(
         fn=save,
         inputs=[sb.store, sb.current, chatbot, stats, sb.search, *settings_inputs],
-        outputs=[sb.store, sb.current, sb.listing, label, row],
+        outputs=[sb.store, sb.current, sb.listing, label, row, sb.title],
         **hidden,
     )
     for event in after:

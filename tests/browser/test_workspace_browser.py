@@ -267,3 +267,35 @@ def test_shift_enter_adds_a_line_enter_sends(page: Page) -> None:
     box.type("second line")
     expect(box).to_have_value("first line\nsecond line")
     expect(chat_log(page).get_by_test_id("user")).to_have_count(0)  # nothing sent yet
+
+
+def test_rename_delete_and_clear_all_with_confirmation(page: Page) -> None:
+    ready(page)
+    send(page, "First chat here.", max_tokens=3)
+    page.locator("#new-chat").click()
+    send(page, "Second chat here.", max_tokens=3)
+    page.locator("#conversation-actions").get_by_text("This conversation").click()
+    title = page.locator("#conversation-title").get_by_role("textbox")
+    expect(title).to_have_value("Second chat here.")
+    title.fill("Renamed by me")
+    page.locator("#rename-chat").click()
+    expect(conversation_list(page)).to_contain_text("Renamed by me")
+    page.reload()
+    ready(page)
+    expect(conversation_list(page)).to_contain_text("Renamed by me")
+    labels = conversation_list(page).locator("label")
+    expect(labels.first).to_contain_text("Renamed by me")  # newest first
+    page.locator("#conversation-actions").get_by_text("This conversation").click()
+    page.locator("#delete-chat").click()
+    expect(labels).to_have_count(1)
+    expect(chat_log(page).get_by_test_id("user")).to_have_count(0)
+    page.locator("#clear-all").click()
+    page.locator("#cancel-clear").click()
+    expect(labels).to_have_count(1)  # cancelled: nothing deleted
+    page.locator("#clear-all").click()
+    expect(page.get_by_text("saved conversation in this browser?")).to_be_visible()
+    page.locator("#confirm-clear").click()
+    expect(labels).to_have_count(0)
+    page.reload()
+    ready(page)
+    expect(conversation_list(page).locator("label")).to_have_count(0)
