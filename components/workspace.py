@@ -689,6 +689,7 @@ def wire(
         fn=save,
         inputs=[sb.store, sb.current, chatbot, stats, sb.search, *settings_inputs],
         outputs=[sb.store, sb.current, sb.listing, label, row, sb.title],
+        concurrency_limit=None,  # quick: never waits behind another visitor's save
         **hidden,
     )
     for event in after:
@@ -813,7 +814,7 @@ def wire(
 
     sb.upload.upload(
         do_import, [sb.upload, *switch_inputs[:5], *settings_inputs],
-        [*load_outputs, sb.note], cancels=cancels, **hidden,
+        [*load_outputs, sb.note], cancels=cancels, concurrency_limit=None, **hidden,
     )  # fmt: skip
 
     def step(direction: int):
@@ -837,7 +838,9 @@ def wire(
         )  # fmt: skip
     from gradio.context import Context
 
-    Context.root_block.load(load, [sb.store, sb.current], load_outputs, **hidden)
+    Context.root_block.load(
+        load, [sb.store, sb.current], load_outputs, concurrency_limit=None, **hidden
+    )
 
 
 def saving_stream(
