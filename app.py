@@ -31,9 +31,10 @@ from backends.local import LocalBackend  # noqa: E402
 from backends.local.model import DEFAULT_CACHE  # noqa: E402
 from backends.remote import PROVIDERS  # noqa: E402
 from backends.tasks import TASKS  # noqa: E402
-from components import CSS, build_ui  # noqa: E402
+from components import CSS, HEAD, build_ui  # noqa: E402
 from components.connection import DefaultEndpoint, configure_remote  # noqa: E402
 from components.visitors import Visitors  # noqa: E402
+from components.workspace import storage_secret  # noqa: E402
 
 DEFAULT_TOKEN_ENV = "PLAYGROUND_DEFAULT_TOKEN"
 
@@ -68,6 +69,9 @@ environment variables (each flag's default):
   SPACE_ID              set by Hugging Face Spaces: turns public mode on (unless --no-public)
                         and trusts X-Forwarded-For (the Space's proxy sets it)
   OAUTH_CLIENT_ID       set by a Space with `hf_oauth: true`: turns Sign in with HF on
+  PLAYGROUND_STORAGE_SECRET  encrypts the conversations saved in visitors' browsers
+                        (default: generated once, kept in the cache directory; a Space
+                        sets it as a secret so saved chats survive a rebuild)
   PLAYGROUND_LOG_LEVEL  logging level (default INFO)
 """
 
@@ -465,12 +469,13 @@ def serve(
         public=public,
         default_endpoint=default,
         visitors=visitors,
+        storage_secret=storage_secret(args.cache_dir),
     )
     demo.queue(default_concurrency_limit=1)
     # show_error=False: an exception that is not a gr.Error (a bug, or a payload Gradio
     # itself cannot preprocess) reaches a visitor as a plain "Error", never as its text.
     # Every refusal the app foresees is a gr.Error or a toast with its own sentence.
-    gr.mount_gradio_app(app, demo, path="/", css=CSS, show_error=False)
+    gr.mount_gradio_app(app, demo, path="/", css=CSS, head=HEAD, show_error=False)
     # Gradio checks that a file an event receives was uploaded (not any path on this
     # server, e.g. {"path": "/etc/passwd"} sent to an image endpoint) only once its Blocks
     # "has launched", which mount_gradio_app never marks (Gradio 6.31): mark it here.

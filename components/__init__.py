@@ -20,7 +20,27 @@ CSS = """
   background: rgba(220, 38, 38, 0.08); color: #b91c1c; }
 #chat-stats, #tg-stats { color: var(--body-text-color-subdued); font-size: 0.9em; }
 .task-description p { margin: 0.25em 0 0; font-size: 1.05em; }
+#conversation-list { max-height: 420px; overflow-y: auto; }
+#conversation-list label { width: 100%; }
+#conversation-list label span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+#reply-versions { align-items: center; justify-content: center; gap: 0.5em; }
+#reply-versions > * { flex: 0 0 auto !important; min-width: 0 !important; width: auto; }
+#reply-versions button { min-width: 2.5em !important; }
+#version-label p { margin: 0; font-variant-numeric: tabular-nums; }
+@media (max-width: 640px) {
+  #workspace-sidebar { order: 2; }
+  #chat-layout > div:last-child { order: 3; }
+}
+#workspace-note p { margin: 0; font-size: 0.9em; }
 """
+# Esc stops a streaming reply (clicks the chat's Stop button).
+HEAD = """<script>
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented) return;
+  const stop = document.querySelector("#chat-stop");
+  if (stop && stop.offsetParent !== null) stop.click();
+});
+</script>"""
 
 
 def mode_line(public: bool, visitors: Visitors | None = None) -> str:
@@ -44,6 +64,7 @@ def build_ui(
     public: bool = False,
     default_endpoint: DefaultEndpoint | None = None,
     visitors: Visitors | None = None,
+    storage_secret: str | None = None,
 ) -> gr.Blocks:
     """The whole app around the local ``backend``; each tab can switch to a remote endpoint
     (``providers``: the choices for Hub model ids). Generation jobs are not limited in
@@ -52,7 +73,9 @@ def build_ui(
     ``default_endpoint``: the operator's endpoint, where Chat and Text generation start
     (``backend`` is then that endpoint's backend when no local model is loaded).
     ``visitors``: per-visitor bounds, and Sign in with Hugging Face when ``visitors.oauth``
-    (a signed-in visitor's token is used for their Hugging Face requests)."""
+    (a signed-in visitor's token is used for their Hugging Face requests).
+    ``storage_secret``: encrypts the conversations each browser keeps (``app.py`` passes
+    ``PLAYGROUND_STORAGE_SECRET`` or one kept in the cache directory)."""
     configure_default(default_endpoint)
     visitors = visitors or Visitors()
     options = dict(
@@ -66,7 +89,7 @@ def build_ui(
         gr.Markdown(mode_line(public, visitors), elem_id="mode-line")
         render_status(backend)
         with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
-            chat.render(backend, **options)
+            chat.render(backend, storage_secret=storage_secret, **options)
         with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
             text_generation.render(backend, **options)
         with gr.Tab("Compare", id="compare", elem_id="compare-tab"):

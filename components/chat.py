@@ -15,7 +15,7 @@ import gradio as gr
 from backends import Backend
 from backends.errors import BackendError
 from components import connection as connection_panel
-from components import show_code
+from components import show_code, workspace
 from components.common import (
     GENERATION_CONCURRENCY,
     GENERATION_CONCURRENCY_ID,
@@ -177,14 +177,18 @@ def render(
     providers: list[str],
     api_key_required: bool = False,
     visitors: Visitors | None = None,
+    storage_secret: str | None = None,
 ) -> None:
     """The chat tab's widgets and events (call inside a ``gr.Tab``). ``local`` answers
     unless the tab's connection panel points at a remote endpoint; ``visitors``: the
-    per-visitor bounds and sign-in."""
+    per-visitor bounds and sign-in; ``storage_secret``: encrypts the conversations saved
+    in the browser (``components.workspace``)."""
     visitors = visitors or Visitors()
     preset_table = presets()
     default = preset_table[DEFAULT_PRESET]
-    with gr.Row():
+    with gr.Row(elem_id="chat-layout"):
+        with gr.Column(scale=1, min_width=220, elem_id="workspace-sidebar"):
+            sidebar = workspace.render_sidebar(storage_secret)
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(
                 label="Chat",
@@ -194,26 +198,40 @@ def render(
                 placeholder="Ask anything — the reply streams in token by token.",
                 elem_id="chatbot",
             )
+            with gr.Row(elem_id="reply-versions", visible=False) as versions_row:
+                prev_version = gr.Button(
+                    "‹", size="sm", min_width=40, scale=0, elem_id="prev-version"
+                )
+                version_label = gr.Markdown("", elem_id="version-label")
+                next_version = gr.Button(
+                    "›", size="sm", min_width=40, scale=0, elem_id="next-version"
+                )
             with gr.Row():
                 message = gr.Textbox(
                     label="Message",
                     show_label=False,
                     placeholder="Type a message and press Enter",
                     scale=6,
+                    lines=1,
+                    max_lines=8,  # Enter sends, Shift+Enter adds a line
                     autofocus=True,
                     elem_id="chat-input",
                 )
                 send = gr.Button("Send", variant="primary", scale=1, min_width=80)
-                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+                stop = gr.Button(
+                    "Stop", variant="stop", scale=1, min_width=80, elem_id="chat-stop"
+                )  # Esc clicks it (components.HEAD)
             with gr.Row():
                 retry = gr.Button("↻ Retry", size="sm")
                 undo = gr.Button("↶ Undo", size="sm")
                 clear = gr.Button("🗑 Clear", size="sm")
+                more = gr.Button("⏩ Continue", size="sm", elem_id="chat-continue")
             stats = gr.Markdown("", elem_id="chat-stats")
             gr.Examples(examples().chat, inputs=message, label="Examples")
             code_slot = gr.Column()
         with gr.Column(scale=2):
-            connection = connection_panel.render(local, providers)
+            panel = connection_panel.render_panel(local, providers)
+            connection = panel.state
             system_prompt = gr.Textbox(
                 DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=3, max_lines=10
             )
@@ -283,14 +301,19 @@ def render(
             api_key_required=api_key_required,
         )
 
-    def respond(request: gr.Request, oauth: gr.OAuthToken | None, history, conn, system, *values):
-        """Stream the assistant's answer to the last user message into the chat."""
+    def respond(
+        request: gr.Request, oauth: gr.OAuthToken | None, history, current, conn, system, *values
+    ):
+        """Stream the assistant's answer to the last user message into the chat (and save
+        it in the browser as it streams: ``current``)."""
         history = list(history or [])
         if not history or history[-1].get("role") != "user":
             # Nothing to answer (e.g. an empty message was refused). A generator that ends
             # without yielding would clear its outputs, so say "no change" explicitly.
-            yield gr.update(), gr.update()
+            yield gr.update(), gr.update(), gr.update()
             return
+        form = dict(zip(form_widgets, values, strict=True))
+        save = workspace.saving_stream(current, history, workspace.settings_of(system, form, conn))
         try:
             backend = backend_for(signed_in(conn, oauth), local)
             with visitors.hold(request):
@@ -298,13 +321,69 @@ def render(
                 yield (
                     (history + [{"role": "assistant", "content": notice}] if notice else history),
                     "",
+                    gr.update(),
                 )
                 messages = to_messages(history, system or "")
+                reply, line = "", ""
                 for reply, line in run(backend, messages, read_form(*values)):
-                    yield history + [{"role": "assistant", "content": reply}], line
+                    record = save(reply, line)
+                    yield (
+                        history + [{"role": "assistant", "content": reply}],
+                        line,
+                        gr.update() if record is None else record,
+                    )
+                yield gr.update(), gr.update(), save(reply, line, final=True)
         except BackendError as exc:
             show_error(exc)
-            yield gr.update(), gr.update()  # the chat (and any partial reply) stays
+            yield gr.update(), gr.update(), gr.update()  # the chat (and partial reply) stays
+
+    def continue_reply(
+        request: gr.Request,
+        oauth: gr.OAuthToken | None,
+        history,
+        current,
+        line,
+        conn,
+        system,
+        *values,
+    ):
+        """Continue: a reply cut at its length limit (finish: length) goes on from where
+        it stopped (the local model's chat template leaves the reply open)."""
+        history = list(history or [])
+        if (
+            not history
+            or history[-1].get("role") != "assistant"
+            or "finish: length" not in (line or "")
+        ):
+            show_problem(
+                "Continue goes on with a reply that stopped at its length limit (finish: length).",
+                title="Nothing to continue",
+            )
+            yield gr.update(), gr.update(), gr.update()
+            return
+        partial = message_text(history[-1]["content"])
+        earlier = history[:-1]
+        form = dict(zip(form_widgets, values, strict=True))
+        save = workspace.saving_stream(
+            current, earlier, workspace.settings_of(system, form, conn), keep=False
+        )
+        try:
+            backend = backend_for(signed_in(conn, oauth), local)
+            with visitors.hold(request):
+                messages = to_messages(history, system or "")
+                text, stats_line = partial, line
+                for more_text, stats_line in run(backend, messages, read_form(*values)):
+                    text = partial + more_text
+                    record = save(text, stats_line)
+                    yield (
+                        earlier + [{"role": "assistant", "content": text}],
+                        stats_line,
+                        gr.update() if record is None else record,
+                    )
+                yield gr.update(), gr.update(), save(text, stats_line, final=True)
+        except BackendError as exc:
+            show_error(exc)
+            yield gr.update(), gr.update(), gr.update()
 
     # "undocumented", not "private": Gradio 6.31 cannot cancel a private event (Stop would
     # blank the chat with an error instead of keeping the partial reply).
@@ -312,8 +391,8 @@ def render(
     quick = dict(concurrency_limit=None, show_progress="hidden", **hidden)
     generate = dict(
         fn=respond,
-        inputs=[chatbot, *params],
-        outputs=[chatbot, stats],
+        inputs=[chatbot, sidebar.current, *params],
+        outputs=[chatbot, stats, sidebar.current],
         concurrency_limit=GENERATION_CONCURRENCY,
         concurrency_id=GENERATION_CONCURRENCY_ID,
         show_progress="hidden",
@@ -329,11 +408,39 @@ def render(
     events.append(
         chatbot.edit(edit_turn, chatbot, chatbot, queue=False, **hidden).success(**generate)
     )
-    undo.click(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden)
-    chatbot.undo(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden)
-    stop.click(None, cancels=events, **hidden)
-    clear.click(lambda: ([], ""), outputs=[chatbot, stats], cancels=events, queue=False, **hidden)
-    chatbot.clear(lambda: "", outputs=stats, cancels=events, queue=False, **hidden)
+    events.append(
+        more.click(
+            continue_reply,
+            [chatbot, sidebar.current, stats, *params],
+            [chatbot, stats, sidebar.current],
+            concurrency_limit=GENERATION_CONCURRENCY,
+            concurrency_id=GENERATION_CONCURRENCY_ID,
+            show_progress="hidden",
+            **hidden,
+        )
+    )
+    changed = [
+        undo.click(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden),
+        chatbot.undo(undo_turn, chatbot, [chatbot, message], cancels=events, queue=False, **hidden),
+        stop.click(None, cancels=events, **hidden),
+        clear.click(
+            lambda: ([], ""), outputs=[chatbot, stats], cancels=events, queue=False, **hidden
+        ),
+        chatbot.clear(lambda: "", outputs=stats, cancels=events, queue=False, **hidden),
+    ]
+    # Every change of the chat is saved in the browser when it ends (workspace.wire).
+    workspace.wire(
+        sidebar,
+        chatbot=chatbot,
+        stats=stats,
+        system_prompt=system_prompt,
+        form_widgets=form_widgets,
+        connection=connection,
+        connection_fields=panel.fields,
+        versions=(prev_version, version_label, next_version, versions_row),
+        after=[*events, *changed],
+        cancels=events,
+    )
 
     def chat(
         request: gr.Request,

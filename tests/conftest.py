@@ -171,10 +171,15 @@ _TEST_ENGINE = {"PLAYGROUND_ENGINE": "transformers"}
 
 @contextlib.contextmanager
 def start_app(
-    log_path: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    log_path: Path,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    *,
+    port: int | None = None,
 ) -> Iterator[AppServer]:
-    """Run ``python app.py`` on a free port until the block ends, once its model is loaded."""
-    port = _free_port()
+    """Run ``python app.py`` on a free port (or ``port``: a restart on the same origin keeps
+    the browser's localStorage) until the block ends, once its model is loaded."""
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}/"
     # INFO level: the cancellation tests read the engine's log lines.
     full_env = dict(

@@ -108,8 +108,14 @@ def chat_request(
     """``chat_completion``'s prompt ids (the chat template), sampling parameters, and
     whether the reply is a tool call. ``temperature`` 0 means greedy; ``top_p`` 1 is off."""
     messages, tools = tool_grammar(messages, params)
+    # A final assistant message is a reply to continue (the chat's "Continue" after
+    # finish: length): the template leaves it open instead of starting a new turn.
+    continuing = bool(messages) and messages[-1].get("role") == "assistant"
     prompt = loaded.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False
+        messages,
+        add_generation_prompt=not continuing,
+        continue_final_message=continuing,
+        tokenize=False,
     )
     ids = loaded.tokenizer(prompt, add_special_tokens=False).input_ids
     room = loaded.max_context - len(ids)

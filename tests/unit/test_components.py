@@ -456,11 +456,12 @@ def test_the_chat_tab_toasts_a_refused_form_and_keeps_the_chat(tabs):
 
     history = [{"role": "user", "content": "Hi"}]
     values = {**CHAT_WIDGETS, "stop": "\n".join("abcde")}
-    replies = tabs.respond.fn(None, None, history, Connection(), "", *values.values())
+    # ``{}``: the browser's open conversation (components.workspace), empty here.
+    replies = tabs.respond.fn(None, None, history, {}, Connection(), "", *values.values())
     with pytest.warns(UserWarning, match=r"`stop` accepts at most 4 items \(got 5\)"):
         updates = list(replies)
-    assert updates[0] == (history, "")
-    assert updates[-1] == (gr.update(), gr.update())  # the chat stays as it was
+    assert updates[0] == (history, "", gr.update())
+    assert updates[-1] == (gr.update(), gr.update(), gr.update())  # the chat stays as it was
     assert tabs.backend.calls == []
 
 
