@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import threading
 import time
@@ -157,12 +158,24 @@ class LocalBackend:
             if engine == "llama.cpp":
                 options["model_path"] = self.source.location
             self._engine = create_engine(engine, self._loaded, max_queue=self.max_queue, **options)
+            context = f"{self._loaded.max_context} tokens of context"
+            if self._engine.context_limit < self._loaded.max_context:
+                # llama.cpp batching holds fewer KV cells per sequence than the model's
+                # context: check requests against, and report, what really fits.
+                context = (
+                    f"{self._engine.context_limit} tokens of context a request (the model "
+                    f"has {self._loaded.max_context}: raise --max-batch-tokens or lower "
+                    "--max-batch-size for more)"
+                )
+                self._loaded = dataclasses.replace(
+                    self._loaded, max_context=self._engine.context_limit
+                )
             # Stop the worker before the interpreter tears torch down under it.
             atexit.register(self._engine.shutdown)
             elapsed = time.perf_counter() - started
             self._message = (
                 f"{self._loaded.model_id} on {self._loaded.device} ({self.dtype}), "
-                f"{self._loaded.max_context} tokens of context, {self.engine_description} "
+                f"{context}, {self.engine_description} "
                 f"— loaded in {elapsed:.1f} s"
             )
         except BackendError as exc:

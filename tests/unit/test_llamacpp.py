@@ -16,7 +16,12 @@ import time
 import jsonschema
 import pytest
 
-from backends.errors import GenerationError, OverloadedError, UnavailableError
+from backends.errors import (
+    GenerationError,
+    InputValidationError,
+    OverloadedError,
+    UnavailableError,
+)
 from backends.local.engine.llamacpp import (
     LlamaCppEngine,
     llamacpp_available,
@@ -493,3 +498,23 @@ def test_create_engine_builds_llamacpp_without_torch_weights(source):
         engine.shutdown()
     with pytest.raises(ValueError, match="model_path"):
         create_engine("llama.cpp", loaded)
+
+
+def test_the_backend_reports_and_checks_the_context_a_batched_sequence_really_has():
+    """16 sequences in 16384 batch tokens hold 2048 KV cells each, not the model's 8192:
+    /info says so and a longer request is refused before it queues (it used to be accepted
+    and fail at run time)."""
+    from backends.local.backend import LocalBackend
+
+    backend = LocalBackend(
+        str(bundled_gguf()), engine="llama.cpp", max_batch_size=16, max_batch_tokens=16384
+    ).load()
+    try:
+        assert backend.status().state == "ready", backend.status()
+        info = backend.get_endpoint_info()
+        assert (info["max_total_tokens"], info["max_input_tokens"]) == (2048, 2047)
+        assert "2048 tokens of context a request (the model has 8192" in backend.status().message
+        with pytest.raises(InputValidationError, match="must be <= 2048"):
+            backend.text_generation("word " * 2100, max_new_tokens=4)
+    finally:
+        backend.shutdown()

@@ -263,6 +263,7 @@ class LlamaCppEngine:
             n_seq_max=max_batch_size,
         )
         self.max_batch_tokens = min(max_batch_tokens, self._context.n_ctx * max_batch_size)
+        self.context_limit = min(loaded.max_context, self._context.n_ctx)
         self.dtype = self._context.file_type
         # Worker-only state: sequences being prefilled, and the decoding ones; each holds
         # a llama.cpp sequence id from ``_free`` while it is in the context.
@@ -414,8 +415,9 @@ class LlamaCppEngine:
         self.queue.end(request, GenerationError(f"Generation failed: {exc}"))
 
     def _reserve(self, request: Request) -> int:
-        context = min(self.loaded.max_context, self._context.n_ctx)
-        return reserved_tokens(len(request.input_ids), request.params.max_new_tokens, context)
+        return reserved_tokens(
+            len(request.input_ids), request.params.max_new_tokens, self.context_limit
+        )
 
     def _drop_cancelled(self) -> None:
         """Cancelled requests leave before the step (within one token of ``close()``)."""

@@ -21,6 +21,10 @@ class GenerationEngine(Protocol):
     # Admission: in_flight / waiting / running counts, max_queue, failure (set once the
     # worker has died: every call then fails), on_event (EngineEvent observer).
     queue: RequestQueue
+    # Tokens one request may span (prompt + new): the model's context, or less where the
+    # engine holds fewer KV cells per sequence (llama.cpp batching). Requests are checked
+    # against it before they queue, and /info reports it.
+    context_limit: int
 
     def submit(self, input_ids: list[int], params: SamplingParams) -> TokenStream:
         """Queue a request; its events come back through the stream. Raises

@@ -77,6 +77,7 @@ class TransformersEngine:
             raise ValueError("max_batch_size, max_batch_tokens and prefill_chunk must be >= 1")
         self.queue = RequestQueue(max_queue, serving=self._serving)
         self.loaded = loaded
+        self.context_limit = loaded.max_context
         # Models whose cache cannot be padded and merged (sliding-window, linear attention)
         # are served one request at a time.
         self.max_batch_size = max_batch_size if supports_batching(loaded.model) else 1
