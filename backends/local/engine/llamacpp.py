@@ -36,7 +36,7 @@ from collections import deque
 from backends.errors import GenerationError, UnavailableError
 from backends.local.engine.queue import RequestQueue, TokenStream
 from backends.local.engine.sampling import SamplingParams
-from backends.local.engine.scheduler import admit_count, reserved_tokens
+from backends.local.engine.scheduler import reserved_tokens
 from backends.local.engine.sequence import Request, Sequence
 from backends.local.model import LoadedModel
 
@@ -372,19 +372,12 @@ class LlamaCppEngine:
         """Move waiting requests into the context while it has room (in arrival order:
         ``scheduler.admit_count`` decides how many)."""
         running = [s.input_length + s.budget for s in (*self._prefilling, *self._rows)]
-
-        def count(waiting: list[Request]) -> int:
-            return admit_count(
-                (self._reserve(r) for r in waiting),  # lazy: most steps admit none
-                running,
-                max_batch_size=self.max_batch_size,
-                max_batch_tokens=self.max_batch_tokens,
-            )
-
-        admitted = self.queue.take(count)
-        waiting = self.queue.waiting
-        for i in range(len(admitted)):
-            self.queue.emit("admitted", running=len(running) + i + 1, waiting=waiting)
+        admitted = self.queue.admit(
+            running,
+            self._reserve,
+            max_batch_size=self.max_batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+        )
         n_ctx = self._context.n_ctx
         for request in admitted:
             try:

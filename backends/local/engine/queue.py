@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from backends.errors import BackendError, OverloadedError, UnavailableError
+from backends.local.engine.scheduler import admit_count
 from backends.local.engine.sequence import Request, Sequence, TokenEvent, end_request
 
 log = logging.getLogger("backends.local.engine")
@@ -227,6 +228,32 @@ class RequestQueue:
                 self._pending.remove(request)  # gave up while waiting: nothing to cancel
                 self.end(request)
             return [self._pending.popleft() for _ in range(count(list(self._pending)))]
+
+    def admit(
+        self,
+        running: list[int],
+        reserve: Callable[[Request], int],
+        *,
+        max_batch_size: int,
+        max_batch_tokens: int,
+    ) -> list[Request]:
+        """Take the waiting requests that join a batch whose members reserve ``running``
+        tokens (``scheduler.admit_count``, in arrival order; ``reserve`` is read lazily:
+        most steps admit none) and report each as ``admitted``."""
+
+        def count(waiting: list[Request]) -> int:
+            return admit_count(
+                (reserve(r) for r in waiting),
+                running,
+                max_batch_size=max_batch_size,
+                max_batch_tokens=max_batch_tokens,
+            )
+
+        admitted = self.take(count)
+        waiting = self.waiting
+        for i in range(len(admitted)):
+            self.emit("admitted", running=len(running) + i + 1, waiting=waiting)
+        return admitted
 
     def end(self, request: Request, error: BaseException | None = None) -> None:
         """End ``request``'s stream, once only (a failure of a whole batch can reach a
