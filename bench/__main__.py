@@ -169,6 +169,39 @@ def profile_llamacpp(tokens: int) -> dict:
     return out
 
 
+def thread_sweep(tokens: int) -> dict:
+    """The llama.cpp engine's aggregate greedy tokens/s in this process at 1 and 8 streams
+    with 1 thread and with every core: the measurement behind ``default_threads()``."""
+    from backends.local.engine.llamacpp import LlamaCppEngine
+    from backends.local.engine.sampling import SamplingParams
+    from backends.local.model import load_tokenizer_only, resolve_model
+
+    source = resolve_model(None)
+    loaded = load_tokenizer_only(source)
+    ids = loaded.tokenizer(PROMPT).input_ids
+    params = SamplingParams(max_new_tokens=tokens)
+    out: dict = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        engine = LlamaCppEngine(
+            loaded, source.location, max_batch_size=BATCH_SIZE, n_threads=threads
+        )
+        try:
+            list(engine.submit(ids, params))  # warm-up
+            for n in (1, 8):
+                start = time.perf_counter()
+                with ThreadPoolExecutor(n) as pool:
+                    run = lambda _, e=engine: len(list(e.submit(ids, params)))  # noqa: E731
+                    counts = list(pool.map(run, range(n)))
+                out[f"{threads}/{n}"] = {
+                    "threads": threads,
+                    "streams": n,
+                    "tok_s": sum(counts) / (time.perf_counter() - start),
+                }
+        finally:
+            engine.shutdown()
+    return out
+
+
 # -- the app ------------------------------------------------------------------------------
 
 
@@ -470,6 +503,11 @@ def print_table(results: dict) -> None:
                 f"% of wall); per token: sampler {row['sample_ms_per_token']:.2f} ms, "
                 f"detokenize+stops {row['detok_ms_per_token']:.2f} ms"
             )
+    sweep = results.get("llama.cpp_threads")
+    if sweep:
+        print("\nllama.cpp engine in-process, greedy, by thread count (aggregate tok/s)")
+        for row in sweep.values():
+            print(f"  {row['threads']} thread(s), {row['streams']:2} streams: {row['tok_s']:6.1f}")
     if results.get("anchor_note"):
         print(f"\nllama-server: {results['anchor_note']}")
     print("\ntargets:")
@@ -508,6 +546,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if "llama.cpp" in engines:
         results["llama.cpp_profile"] = profile_llamacpp(args.tokens)
+        results["llama.cpp_threads"] = thread_sweep(args.tokens)
     for engine in engines:  # apps after the raw runs: nothing else holds the cores
         results["engines"][engine] = bench_app(
             engine, args.tokens, args.runs, anchor if engine == "llama.cpp" else None

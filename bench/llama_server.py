@@ -9,15 +9,11 @@ llama-cpp-python sdist with the same portable flags (cached under ``.cache/``);
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.app_process import ROOT, ServerProcess
 
 
 def find_llama_server() -> Path | None:
@@ -31,10 +27,13 @@ def find_llama_server() -> Path | None:
     return builds[-1] if builds else None
 
 
-class LlamaServer:
+class LlamaServer(ServerProcess):
     """``with LlamaServer(binary, parallel=16, threads=2) as server: server.url`` — on the
     bundled GGUF (or ``model``), a free loopback port, a unified KV cache of ``n_ctx``
-    cells and ``n_batch``-token batches, as the llama.cpp engine runs by default."""
+    cells shared by ``parallel`` slots and ``n_batch``-token batches. Its log:
+    ``$TMPDIR/bench-llama-server.log``."""
+
+    name = "llama-server"
 
     def __init__(
         self,
@@ -49,11 +48,10 @@ class LlamaServer:
     ) -> None:
         from backends.local.model import bundled_gguf
 
+        super().__init__(deadline_s=deadline_s)
         self.binary, self.parallel, self.threads = binary, parallel, threads
         self.model = model or str(bundled_gguf())
-        self.n_ctx, self.n_batch, self.deadline_s = n_ctx, n_batch, deadline_s
-        self.url = ""
-        self.process: subprocess.Popen | None = None
+        self.n_ctx, self.n_batch = n_ctx, n_batch
         self.log = Path(tempfile.gettempdir()) / "bench-llama-server.log"
 
     def command(self, port: int) -> list[str]:
@@ -65,36 +63,6 @@ class LlamaServer:
             "--kv-unified",
         ]  # fmt: skip
 
-    def __enter__(self) -> LlamaServer:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+    def popen(self, command: list[str]) -> subprocess.Popen:
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.command(port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-            )
-        started = time.perf_counter()
-        while time.perf_counter() - started < self.deadline_s:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-server exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"llama-server was not ready in {self.deadline_s:.0f} s ({self.log})")
-
-    def __exit__(self, *exc) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

@@ -470,15 +470,7 @@ def render(
             api_text(system_prompt, "system_prompt"),
         )
         try:
-            connection = signed_in(
-                api_connection(
-                    api_text(endpoint, "endpoint"),
-                    api_text(provider, "provider"),
-                    api_text(model, "model"),
-                    api_text(token, "token"),
-                ),
-                oauth,
-            )
+            connection = api_connection(endpoint, provider, model, token, oauth)
             backend = backend_for(connection, local)
             form = ChatForm(
                 max_tokens=max_tokens,

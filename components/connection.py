@@ -16,6 +16,7 @@ from huggingface_hub import constants as hub_constants
 
 from backends import Backend, create_backend, netguard
 from backends.errors import BackendError, InputValidationError
+from components.common import api_text
 
 LOCAL = "Local model"
 REMOTE = "Remote endpoint"
@@ -215,16 +216,34 @@ def backend_for_task(
     return backend_for(connection, local)
 
 
-def api_connection(endpoint: str, provider: str, model: str, token: str) -> Connection:
-    """The Gradio API endpoints' remote arguments as a ``Connection``. Empty: the default
-    endpoint when the operator set one, else the local model; ``"local"``: the local model."""
-    endpoint = (endpoint or "").strip()
+def api_connection(
+    endpoint: object,
+    provider: object,
+    model: object,
+    token: object,
+    oauth: gr.OAuthToken | None = None,
+) -> Connection:
+    """The Gradio API endpoints' remote arguments (checked: a client may send any JSON) as
+    a ``Connection`` carrying the caller's sign-in (``signed_in``). Empty ``endpoint``: the
+    default endpoint when the operator set one, else the local model; ``"local"``: the
+    local model."""
+    endpoint, provider, model, token = (
+        api_text(value, name)
+        for value, name in (
+            (endpoint, "endpoint"),
+            (provider, "provider"),
+            (model, "model"),
+            (token, "token"),
+        )
+    )
+    endpoint = endpoint.strip()
     if endpoint.lower() == "local":
-        return Connection(LOCAL)
-    if not endpoint:
-        return Connection(DEFAULT if _DEFAULT is not None else LOCAL)
-    mode = REMOTE
-    return Connection(mode, endpoint or "", provider or "auto", model or "", token or "")
+        connection = Connection(LOCAL)
+    elif not endpoint:
+        connection = Connection(DEFAULT if _DEFAULT is not None else LOCAL)
+    else:
+        connection = Connection(REMOTE, endpoint, provider or "auto", model, token)
+    return signed_in(connection, oauth)
 
 
 def check(connection: Connection, local: Backend) -> str:

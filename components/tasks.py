@@ -31,6 +31,7 @@ from components.common import show_error, to_gradio_error
 from components.connection import (
     LOCAL,
     Connection,
+    api_connection,
     backend_for_task,
     initial_mode,
     signed_in,
@@ -49,6 +50,8 @@ from presets import default_task_model, task_presets
 # calls mostly wait on the network). One pool for all task tabs.
 TASK_CONCURRENCY_ID = "tasks"
 TASK_CONCURRENCY = 8
+# A task endpoint's remote-target arguments and defaults, after the task's parameters.
+API_TARGET = (("endpoint", ""), ("provider", "auto"), ("token", ""))
 
 RENDERERS: dict[str, Callable[[Any, dict], tuple]] = {
     "labels": renderers.labels,
@@ -215,6 +218,8 @@ def api_signature(handler: Callable, spec: TaskSpec) -> None:
     ]
     parameters.append(positional("model", None))
     parameters += [positional(param.name, initial_value(param)) for param in spec.params]
+    # The remote target, as /chat takes it (the UI sends them empty: its panel decides).
+    parameters += [positional(name, default) for name, default in API_TARGET]
     parameters += [positional(name, None) for name in ("connection", "request", "oauth")]
     handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     handler.__annotations__ = {"request": gr.Request, "oauth": gr.OAuthToken | None}
@@ -255,10 +260,16 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
         csv.change(fill_table, csv, grid, api_visibility="private", show_progress="hidden")
 
     n_inputs, n_params = len(inputs.values), len(params)
+    # A script's remote target (``endpoint=``, ``provider=``, ``token=``): no widgets, so
+    # hidden fields, always empty in the page.
+    api_target = [gr.Textbox(value, visible=False) for _, value in API_TARGET]
 
     def call(*values):
-        *values, conn, request, oauth = values
-        conn = signed_in(conn, oauth)
+        *values, endpoint, provider, token, conn, request, oauth = values
+        if isinstance(endpoint, str) and endpoint.strip():
+            conn = api_connection(endpoint, provider, values[n_inputs], token, oauth)
+        else:
+            conn = signed_in(conn, oauth)
         input_values = values[:n_inputs]
         param_values = values[n_inputs + 1 : n_inputs + 1 + n_params]
         try:
@@ -277,7 +288,7 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
     api_signature(call, spec)
     run_btn.click(
         call,
-        [*inputs.values, model, *params, connection],
+        [*inputs.values, model, *params, *api_target, connection],
         [*outputs, raw],
         api_name=spec.name,
         api_description=f"{spec.title}: {spec.description}",

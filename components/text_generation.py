@@ -243,15 +243,7 @@ def render(
         if not prompt:
             raise gr.Error("`prompt` cannot be empty.", print_exception=False)
         try:
-            connection = signed_in(
-                api_connection(
-                    api_text(endpoint, "endpoint"),
-                    api_text(provider, "provider"),
-                    api_text(model, "model"),
-                    api_text(token, "token"),
-                ),
-                oauth,
-            )
+            connection = api_connection(endpoint, provider, model, token, oauth)
             backend = backend_for(connection, local)
             form = TextGenerationForm(
                 max_new_tokens=max_new_tokens,

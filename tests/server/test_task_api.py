@@ -61,3 +61,32 @@ def test_a_text_file_sent_as_an_image_is_refused_clearly(client, tmp_path) -> No
     with pytest.raises(Exception) as info:
         client.predict(handle_file(str(fake)), api_name="/object_detection")
     assert "not an image" in str(info.value)
+
+
+def test_a_script_sends_a_task_to_a_remote_target_it_names(client) -> None:
+    """``endpoint=`` / ``token=`` on a task endpoint, as /chat takes them: the call goes to
+    that endpoint (a real loopback server replaying the HF Inference API's payload) with the
+    caller's token, and the result comes back through the app."""
+    from tests.server.fake_tasks_endpoint import FakeTasksEndpoint
+
+    secret = "hf_script_TOKEN_789"
+    with FakeTasksEndpoint() as endpoint:
+        table, raw = client.predict(
+            "I love this!",
+            endpoint=endpoint.url("ok", "text_classification"),
+            token=secret,
+            api_name="/text_classification",
+        )
+        (request,) = endpoint.posts()
+    assert request.json["inputs"] == "I love this!"
+    assert request.headers["authorization"] == f"Bearer {secret}"
+    assert raw[0]["label"] == "POSITIVE"
+    assert secret not in str(table) + str(raw)
+
+
+def test_a_task_endpoint_named_local_runs_on_the_local_model(client) -> None:
+    *_, raw = client.predict(
+        "An embedding of this text.", endpoint="local", api_name="/feature_extraction"
+    )
+    vector = raw[0] if isinstance(raw[0], list) else raw
+    assert len(vector) == 384
