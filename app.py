@@ -50,6 +50,7 @@ environment variables (each flag's default):
   PLAYGROUND_ENGINE     --engine
   PLAYGROUND_MAX_BATCH_SIZE  --max-batch-size
   PLAYGROUND_MAX_BATCH_TOKENS  --max-batch-tokens
+  PLAYGROUND_THREADS    --threads
   PLAYGROUND_TASK_MODELS     --task-model, comma-separated (TASK=MODEL,TASK=MODEL)
   PLAYGROUND_PUBLIC     --public (1) / --no-public (0)
   PLAYGROUND_ALLOWED_ENDPOINTS  in public mode, comma-separated hosts or URL prefixes
@@ -158,6 +159,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(_env("PLAYGROUND_MAX_BATCH_TOKENS", default="16384")),
         help="token budget of the local engine's running batch: prompt + "
         "max_new_tokens of every request in it; more wait in its queue (default: 16384)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_bound,
+        default=_bound(_env("PLAYGROUND_THREADS", default="0")),
+        help="CPU threads of the llama.cpp engine (default: every physical core; fewer "
+        "where other busy processes share the cores)",
     )
     parser.add_argument(
         "--task-model",
@@ -293,13 +301,13 @@ def default_endpoint(
 
 
 def _bound(value: str) -> int | None:
-    """A per-visitor bound: a count, 0 = none."""
+    """A count, 0 = none (a per-visitor bound) or the default (--threads)."""
     try:
         count = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number (got {value!r})") from None
     if count < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 (no bound) or more (got {count})")
+        raise argparse.ArgumentTypeError(f"expected 0 or more (got {count})")
     return count
 
 
@@ -404,6 +412,7 @@ def main(argv: list[str] | None = None) -> None:
             max_queue=args.max_concurrent_requests,
             max_batch_size=args.max_batch_size,
             max_batch_tokens=args.max_batch_tokens,
+            threads=args.threads or None,
             task_models=dict(args.task_model),
             engine=args.engine,
         )

@@ -84,6 +84,7 @@ class LocalBackend:
         max_queue: int = 64,
         max_batch_size: int = 16,
         max_batch_tokens: int = 16384,
+        threads: int | None = None,
         load_timeout: float = 600.0,
         task_models: dict[str, str] | None = None,
         engine: str = "auto",
@@ -98,6 +99,7 @@ class LocalBackend:
         self.max_queue = max_queue
         self.max_batch_size = max_batch_size  # requests decoding together (continuous batching)
         self.max_batch_tokens = max_batch_tokens  # their prompt + generated tokens, at most
+        self.threads = threads  # llama.cpp's threads (None: default_threads())
         self.load_timeout = load_timeout
         self._loaded: LoadedModel | None = None
         self._engine: GenerationEngine | None = None
@@ -136,7 +138,8 @@ class LocalBackend:
         from backends.local.engine.llamacpp import default_threads
 
         self._progress("Checking that llama.cpp runs on this CPU…")
-        return probe(model_path, threads=default_threads(), cache_dir=self.cache_dir)
+        threads = self.threads or default_threads()
+        return probe(model_path, threads=threads, cache_dir=self.cache_dir)
 
     def load(self) -> LocalBackend:
         """Load the model in this thread; safe to call once."""
@@ -157,6 +160,7 @@ class LocalBackend:
             }
             if engine == "llama.cpp":
                 options["model_path"] = self.source.location
+                options["n_threads"] = self.threads
             self._engine = create_engine(engine, self._loaded, max_queue=self.max_queue, **options)
             context = f"{self._loaded.max_context} tokens of context"
             if self._engine.context_limit < self._loaded.max_context:

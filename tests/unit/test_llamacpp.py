@@ -507,13 +507,19 @@ def test_the_backend_reports_and_checks_the_context_a_batched_sequence_really_ha
     from backends.local.backend import LocalBackend
 
     backend = LocalBackend(
-        str(bundled_gguf()), engine="llama.cpp", max_batch_size=16, max_batch_tokens=16384
+        str(bundled_gguf()),
+        engine="llama.cpp",
+        max_batch_size=16,
+        max_batch_tokens=16384,
+        threads=1,  # --threads
     ).load()
     try:
         assert backend.status().state == "ready", backend.status()
         info = backend.get_endpoint_info()
         assert (info["max_total_tokens"], info["max_input_tokens"]) == (2048, 2047)
-        assert "2048 tokens of context a request (the model has 8192" in backend.status().message
+        message = backend.status().message
+        assert "2048 tokens of context a request (the model has 8192" in message
+        assert "(Q4_1, 1 thread, continuous batching" in message
         with pytest.raises(InputValidationError, match="must be <= 2048"):
             backend.text_generation("word " * 2100, max_new_tokens=4)
     finally:

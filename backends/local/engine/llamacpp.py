@@ -60,19 +60,17 @@ def llamacpp_available() -> bool:
 
 
 def default_threads() -> int:
-    """llama.cpp threads unless told: the physical cores less one (at least one).
+    """llama.cpp threads unless told (``--threads``/``n_threads``): every physical core, as
+    llama.cpp's own tools default to.
 
-    llama.cpp's threads wait for each other by spinning at every step, so when one is
-    preempted by another busy thread (the server streaming tokens, a tokenizer, another
-    process) the step stalls. Measured on 2 cores with the bundled model, in one run: raw
-    llama.cpp greedy 129 tok/s with 1 thread, 73 with 2. Measured again on the portable
-    build with the batching engine (issue 17; 128 tokens, 1 vs 2 threads alternating in one
-    process, 3 pairs, other builds and tests sharing the cores): 2 threads ÷ 1 thread =
-    0.87 / 0.21 / 0.12 greedy, 0.90 / 0.85 / 0.09 with temperature + top_p. On a quiet machine
-    2 threads can win (bench/llama_builds.json: 94 vs 63 tok/s raw); on shared cores one
-    preempted spinning thread costs far more, so the default stays one core free.
+    Measured on the portable build with the batching engine (issue 17; bench's
+    ``thread_sweep``, in-process, 128 greedy tokens, a quiet 2-core machine, two runs):
+    1 thread 82 / 105 tok/s at 1 / 8 streams, 2 threads 134–143 / 187–192 — 1.7–1.8×.
+    llama.cpp's threads spin while they wait for each other, so on cores shared with other
+    busy processes (builds, test runs) one preempted thread stalls every step: there, set
+    fewer.
     """
-    return max(1, physical_cores() - 1)
+    return max(1, physical_cores())
 
 
 def physical_cores() -> int:
