@@ -47,15 +47,10 @@ def origin_of(request: gr.Request | None) -> str:
     return f"{scheme}://{host}"
 
 
-def render(
-    task: str,
-    build: Callable[..., tuple[Connection, object, dict]],
-    inputs: list,
-    *,
-    api_key_required: bool = False,
-) -> None:
-    """An accordion with one code block per language, filled on demand from ``build(*values)``
-    → ``(connection, request inputs, parameters)``."""
+def render_panel(make: Callable[..., dict[str, str]], inputs: list) -> None:
+    """An accordion with one code block per language, filled on demand from
+    ``make(request, *values)`` → ``{"python", "curl", "javascript"}``; a ``BackendError``
+    or ``ValueError`` from it becomes a warning and leaves the blocks as they were."""
     with gr.Accordion("Show code", open=False):
         button = gr.Button("Show code for the current request", size="sm")
         blocks = []
@@ -66,9 +61,7 @@ def render(
 
     def show(request: gr.Request, *values):
         try:
-            connection, request_inputs, parameters = build(*values)
-            target = target_for(connection, origin_of(request), api_key_required=api_key_required)
-            code = snippets(task, target, inputs=request_inputs, parameters=parameters)
+            code = make(request, *values)
         except (BackendError, ValueError) as exc:
             message = exc.user_message() if isinstance(exc, BackendError) else str(exc)
             gr.Warning(message, title="Cannot show code")
@@ -76,3 +69,21 @@ def render(
         return [code[key] for _, _, key in LANGUAGES]
 
     button.click(show, inputs, blocks, api_visibility="private", concurrency_limit=None)
+
+
+def render(
+    task: str,
+    build: Callable[..., tuple[Connection, object, dict]],
+    inputs: list,
+    *,
+    api_key_required: bool = False,
+) -> None:
+    """The panel for chat / text generation: ``build(*values)`` → ``(connection, request
+    inputs, parameters)``."""
+
+    def make(request: gr.Request, *values) -> dict[str, str]:
+        connection, request_inputs, parameters = build(*values)
+        target = target_for(connection, origin_of(request), api_key_required=api_key_required)
+        return snippets(task, target, inputs=request_inputs, parameters=parameters)
+
+    render_panel(make, inputs)

@@ -26,7 +26,7 @@ from backends import Backend
 from backends.errors import BackendError, GenerationError
 from backends.tasks import Group, TaskSpec, tasks_in
 from components import connection as connection_panel
-from components import render_media, renderers
+from components import render_media, renderers, show_code
 from components.common import show_error, to_gradio_error
 from components.connection import (
     LOCAL,
@@ -37,7 +37,9 @@ from components.connection import (
     signed_in,
 )
 from components.renderers import Labelled
+from components.snippets import Target
 from components.task_inputs import collect_inputs, collect_parameters, load_csv
+from components.task_snippets import task_snippets
 from components.task_widgets import (
     initial_value,
     input_widgets,
@@ -90,6 +92,18 @@ def task_target(
     typed = (model or "").strip() or None
     default = typed or default_task_model(spec.name)
     return backend_for_task(connection, local, default_model=default), typed
+
+
+def snippet_target(spec: TaskSpec, connection: Connection | None, model: str | None) -> Target:
+    """Where Show code's request goes: as ``task_target`` decides for a call."""
+    typed = (model or "").strip() or None
+    if connection is None or connection.mode == LOCAL:
+        return Target("local", model=typed)
+    if connection.is_url:
+        has_token = bool(connection.token.strip() or connection.oauth_token)
+        return Target("url", base_url=connection.endpoint.strip(), has_token=has_token)
+    hub_model = typed or connection.endpoint.strip() or default_task_model(spec.name)
+    return Target("model", model=hub_model, provider=connection.provider or None)
 
 
 def local_model_info(local: Backend, name: str) -> tuple[bool, str | None, str]:
@@ -238,6 +252,7 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
             outputs = output_widgets(spec)
             with gr.Accordion("Raw result (JSON)", open=False):
                 raw = gr.JSON(elem_id=f"{spec.name}-raw")
+            code_panel = gr.Column(elem_id=f"{spec.name}-code")
     preset = task_presets().get(spec.name)
     if preset:
         gr.Examples(
@@ -286,6 +301,24 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
         return [*as_updates(result.outputs), result.raw]
 
     api_signature(call, spec)
+
+    def code(request: gr.Request, *values) -> dict[str, str]:
+        *values, conn = values
+        typed = values[n_inputs]
+        inputs = collect_inputs(spec, values[:n_inputs])  # a bad input: a warning instead
+        for item, value in zip(spec.inputs, values[:n_inputs], strict=True):
+            if item.kind in ("image", "audio"):
+                inputs[item.name] = value  # the file's path: the code names the file
+        return task_snippets(
+            spec,
+            snippet_target(spec, conn, typed),
+            app_url=show_code.origin_of(request),
+            inputs=inputs,
+            parameters=collect_parameters(spec, values[n_inputs + 1 :]),
+        )
+
+    with code_panel:
+        show_code.render_panel(code, [*inputs.values, model, *params, connection])
     run_btn.click(
         call,
         [*inputs.values, model, *params, *api_target, connection],

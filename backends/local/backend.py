@@ -132,6 +132,7 @@ class LocalBackend:
                 self.engine_choice, self.source, self.device, canary=self._canary
             )
             self.engine_name, self.engine_note = choice.name, choice.note
+            log.info("%s", choice.reason)
         return self.engine_name
 
     def _canary(self, model_path: str) -> Verdict:

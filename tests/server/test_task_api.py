@@ -90,3 +90,36 @@ def test_a_task_endpoint_named_local_runs_on_the_local_model(client) -> None:
     )
     vector = raw[0] if isinstance(raw[0], list) else raw
     assert len(vector) == 384
+
+
+def test_show_code_for_a_task_runs_against_this_app(app_url: str, tmp_path) -> None:
+    """The task tabs' Show code, run as a user would run it: the Python (gradio_client) and
+    the curl code (Gradio's HTTP API, real curl) both get the local model's answer."""
+    import subprocess
+    import sys
+
+    from backends.tasks import get_task
+    from components.snippets import Target
+    from components.task_snippets import task_snippets
+
+    code = task_snippets(
+        get_task("sentence_similarity"),
+        Target("local"),
+        app_url=app_url,
+        inputs={"sentence": "A happy person", "other_sentences": ["A very happy person", "Rain"]},
+        parameters={},
+    )
+    python = subprocess.run(
+        [sys.executable, "-c", code["python"]], capture_output=True, text=True, timeout=120
+    )
+    assert python.returncode == 0, python.stderr
+    assert "A very happy person" in python.stdout
+    curl = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", code["curl"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert curl.returncode == 0, curl.stderr
+    assert "event: complete" in curl.stdout and "A very happy person" in curl.stdout

@@ -174,6 +174,23 @@ def test_a_passing_canary_keeps_llamacpp_and_transformers_is_never_probed(instal
     assert choose_engine("transformers", GGUF, canary=never).name == "transformers"
 
 
+def test_auto_says_why_it_picked_each_engine(installed, monkeypatch) -> None:
+    ok = lambda path: Verdict(True)  # noqa: E731
+    fast = choose_engine("auto", GGUF, "cpu", canary=ok).reason
+    assert fast.startswith("llama.cpp engine (auto): a GGUF model on the CPU — ")
+    assert engines.LLAMACPP_MEASURED in fast and "tok/s" in engines.LLAMACPP_MEASURED
+    fell_back = choose_engine("auto", GGUF, "cpu", canary=lambda path: CRASHED).reason
+    assert fell_back == f"transformers engine (auto): {CRASHED.reason}"
+    folder = ModelSource(kind="dir", model_id="m", location="/models/m")
+    assert choose_engine("auto", folder, "cpu").reason.endswith("the model is not a GGUF file")
+    assert choose_engine("auto", GGUF, "cuda").reason.endswith("generation runs on the GPU")
+    assert choose_engine("llama.cpp", GGUF, "cpu", canary=ok).reason == (
+        "llama.cpp engine: asked for with --engine llama.cpp"
+    )
+    monkeypatch.setattr(engines, "llamacpp_available", lambda: False)
+    assert "`make setup-fast`" in choose_engine("auto", GGUF, "cpu").reason
+
+
 # -- the real library ----------------------------------------------------------------------
 
 

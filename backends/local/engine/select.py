@@ -101,12 +101,39 @@ def select_engine(kind: str, source: ModelSource, device: Device | str = "auto")
     return "llama.cpp"
 
 
+# Why ``auto`` prefers llama.cpp for a GGUF on the CPU, from one `python -m bench` run on
+# 2 cores (README, Benchmark): the figures a user can check against their own run.
+LLAMACPP_MEASURED = (
+    "faster than the transformers engine at every concurrency measured (5.7× at one stream, "
+    "1.25× at 16; 95 vs 16.7 tok/s single, 136 vs 109 tok/s at 16 streams) and 0.97× "
+    "llama.cpp's own llama-server for one stream"
+)
+
+
+def why(kind: str, source: ModelSource, device: Device | str, name: EngineName) -> str:
+    """One line for the terminal: why ``--engine kind`` runs ``name`` here."""
+    if kind != "auto":
+        return f"{name} engine: asked for with --engine {kind}"
+    if name == "llama.cpp":
+        return f"llama.cpp engine (auto): a GGUF model on the CPU — {LLAMACPP_MEASURED}"
+    if source.kind != "gguf":
+        return "transformers engine (auto): the model is not a GGUF file"
+    if device == "cuda" or not _runs_on_cpu(device):
+        return "transformers engine (auto): generation runs on the GPU"
+    return (
+        "transformers engine (auto): llama-cpp-python is not installed "
+        "(`make setup-fast` adds the faster llama.cpp engine for GGUF models on CPU)"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class EngineChoice:
-    """The engine that runs, and ``note``: why it is not the one asked for ("" if it is)."""
+    """The engine that runs; ``note``: why it is not the one asked for ("" if it is);
+    ``reason``: why it is the one that runs (logged at start)."""
 
     name: EngineName
     note: str = ""
+    reason: str = ""
 
 
 def choose_engine(
@@ -120,11 +147,12 @@ def choose_engine(
     check). A failed canary falls back to transformers under ``auto`` (with a note for the
     terminal and the page) and raises ``UnavailableError`` when llama.cpp was asked for."""
     name = select_engine(kind, source, device)
+    reason = why(kind, source, device, name)
     if name != "llama.cpp" or canary is None:
-        return EngineChoice(name)
+        return EngineChoice(name, reason=reason)
     verdict = canary(source.location)
     if verdict.ok:
-        return EngineChoice(name)
+        return EngineChoice(name, reason=reason)
     if kind == "llama.cpp":
         raise UnavailableError(
             f"{verdict.reason}.",
@@ -132,7 +160,7 @@ def choose_engine(
         )
     note = f"{verdict.reason} — using the transformers engine; {REBUILD_HINT}"
     log.warning(note)
-    return EngineChoice("transformers", note)
+    return EngineChoice("transformers", note, f"transformers engine (auto): {verdict.reason}")
 
 
 def load_for_engine(
