@@ -16,7 +16,9 @@ environment. User text reaches the code only through ``repr`` (Python), ``json.d
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -27,12 +29,13 @@ from components.snippets import Target
 _FIRST = "python3 -c 'import json, sys; print(json.load(sys.stdin)[0])'"
 _EVENT_ID = "python3 -c 'import json, sys; print(json.load(sys.stdin)[\"event_id\"])'"
 
-# Placeholders inside the curl body's JSON, swapped for shell variables once quoted.
-_TOKEN_MARK = "\x00TOKEN\x00"
 
-
-def _file_mark(name: str) -> str:
-    return f"\x00FILE:{name}\x00"
+# Placeholders in the JSON for what the shell or JavaScript fills in (a file's server path,
+# the token), swapped for that expression once the JSON is quoted. A fresh nonce per call:
+# user text cannot name one.
+def _marks() -> tuple[str, Callable[[str], str]]:
+    nonce = secrets.token_hex(8)
+    return f"TOKEN-{nonce}", lambda name: f"FILE-{nonce}-{name}"
 
 
 def task_snippets(
@@ -151,17 +154,18 @@ def _positional(spec: TaskSpec, arguments: dict[str, Any]) -> list[Any]:
 
 def _curl(spec, target, app_url, inputs, files, parameters) -> str:
     arguments = _api_arguments(spec, target, inputs, parameters)
+    token_mark, file_mark = _marks()
     for name in files & set(arguments):
-        arguments[name] = {"path": _file_mark(name), "meta": {"_type": "gradio.FileData"}}
+        arguments[name] = {"path": file_mark(name), "meta": {"_type": "gradio.FileData"}}
     if _needs_token(target):
-        arguments["token"] = _TOKEN_MARK
+        arguments["token"] = token_mark
     body = shlex.quote(json.dumps({"data": _positional(spec, arguments)}, ensure_ascii=False))
     # Inside the single-quoted body: close the quote, expand the variable, reopen.
-    body = body.replace(_TOKEN_MARK, "'\"$HF_TOKEN\"'")
+    body = body.replace(token_mark, "'\"$HF_TOKEN\"'")
     lines = [f"URL={shlex.quote(app_url)}"]
     for name in sorted(files & set(inputs)):
         var = name.upper()
-        body = body.replace(_file_mark(name), f"'\"${var}\"'")
+        body = body.replace(file_mark(name), f"'\"${var}\"'")
         lines += [
             f"# Upload {inputs[name]} first: Gradio answers with its path on the server.",
             f"{var}=$(curl -s -F {shlex.quote('files=@' + inputs[name])}"
@@ -180,16 +184,17 @@ def _curl(spec, target, app_url, inputs, files, parameters) -> str:
 
 def _javascript(spec, target, app_url, inputs, files, parameters) -> str:
     arguments = _api_arguments(spec, target, inputs, parameters)
+    token_mark, file_mark = _marks()
     marks = {}
     for name in files & set(arguments):
         marks[name] = f"handle_file(new Blob([await readFile({json.dumps(inputs[name])})]))"
-        arguments[name] = _file_mark(name)
+        arguments[name] = file_mark(name)
     if _needs_token(target):
-        arguments["token"] = _TOKEN_MARK
+        arguments["token"] = token_mark
     obj = json.dumps(arguments, indent=2, ensure_ascii=False)
-    obj = obj.replace(json.dumps(_TOKEN_MARK), "process.env.HF_TOKEN")
+    obj = obj.replace(json.dumps(token_mark), "process.env.HF_TOKEN")
     for name, expression in marks.items():
-        obj = obj.replace(json.dumps(_file_mark(name)), expression)
+        obj = obj.replace(json.dumps(file_mark(name)), expression)
     head = (
         'import { Client, handle_file } from "@gradio/client";\n'
         if files

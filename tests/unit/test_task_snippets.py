@@ -124,7 +124,7 @@ def test_local_python_calls_this_apps_gradio_endpoint_with_the_file():
         "./my-vilt",
         2,
     )
-    assert ast.unparse(kwargs["image"]) == "handle_file('cat.png')"
+    assert ast.unparse(kwargs["image"].value) == "handle_file('cat.png')"
 
 
 def test_curl_through_the_gradio_api_survives_hostile_text_in_bash(tmp_path):
