@@ -57,6 +57,7 @@ def task_snippets(
             shown), tables as ``{column: [cells]}``.
         parameters: the parameters that were set, InferenceClient's names and types.
     """
+    app_url = app_url.rstrip("/")
     files = {item.name for item in spec.inputs if item.kind in ("image", "audio")}
     shown = {
         name: PurePath(value).name if name in files and value else value
