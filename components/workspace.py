@@ -683,7 +683,11 @@ def wire(
         store = upsert(store, record)
         shown = version_label(record)
         listing = listed(store, query, record["id"])
-        return store, record, listing, shown, gr.Row(visible=bool(shown)), record["title"]
+        # The title box is written only when the title changed (a new chat's first save):
+        # a title being typed while a reply streams is not overwritten by its end-of-reply save.
+        before = (valid(current) or {}).get("title")
+        title = record["title"] if record["title"] != before else gr.update()
+        return store, record, listing, shown, gr.Row(visible=bool(shown)), title
 
     save_io = dict(
         fn=save,

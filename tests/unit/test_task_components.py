@@ -413,6 +413,10 @@ def demo():
     return build_ui(FakeBackend(tasks_runner=Runner()))
 
 
+# What the page sends for a script's remote target: its hidden fields, empty.
+PAGE_TARGET = ("", "auto", "")
+
+
 def _fn(demo, api_name: str):
     return next(fn for fn in demo.fns.values() if fn.api_name == api_name)
 
@@ -430,9 +434,9 @@ def test_the_run_handler_shows_a_bad_upload_as_a_toast_and_keeps_the_outputs(dem
     fake = tmp_path / "notes.png"
     fake.write_text("hello")
     fn = _fn(demo, "object_detection")
-    # image, model, threshold, connection (the State)
+    # image, model, threshold, endpoint/provider/token (empty in the page), connection
     with pytest.warns(UserWarning, match="not an image"):
-        outputs = fn.fn(str(fake), "", None, Connection(), None, None)
+        outputs = fn.fn(str(fake), "", None, *PAGE_TARGET, Connection(), None, None)
     assert len(outputs) == 3 and all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
@@ -441,13 +445,13 @@ def test_the_run_handler_shows_backend_errors_as_toasts():
     built = build_ui(local)
     fn = _fn(built, "fill_mask")
     with pytest.warns(UserWarning, match="No local model for Fill mask: Go remote."):
-        outputs = fn.fn("Paris is the [MASK].", "", None, "", Connection(), None, None)
+        outputs = fn.fn("Paris is the [MASK].", "", None, "", *PAGE_TARGET, Connection(), None, None)
     assert all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
 def test_the_run_handler_draws_the_result(demo):
     fn = _fn(demo, "object_detection")
-    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, Connection(), None, None)
+    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, *PAGE_TARGET, Connection(), None, None)
     assert drawn["value"].getpixel((1, 3)) == PALETTE[0]
     assert table["value"]["label"].tolist() == ["x"]
     assert raw[0]["label"] == "x"
@@ -471,7 +475,7 @@ def test_api_clients_get_the_error_instead_of_a_toast():
     fn = _fn(build_ui(local), "fill_mask")
     client = SimpleNamespace(headers={"x-gradio-user": "api"})
     with pytest.raises(gr.Error, match="No local model for Fill mask: Go remote."):
-        fn.fn("Paris is the [MASK].", "", None, "", Connection(), client, None)
+        fn.fn("Paris is the [MASK].", "", None, "", *PAGE_TARGET, Connection(), client, None)
 
 
 def test_each_endpoint_takes_the_tasks_input_names_and_only_the_inputs_are_required(demo):
@@ -483,6 +487,9 @@ def test_each_endpoint_takes_the_tasks_input_names_and_only_the_inputs_are_requi
         ("model", True),
         ("multi_label", True),
         ("hypothesis_template", True),
+        ("endpoint", True),  # a script's remote target: optional, the local model without
+        ("provider", True),
+        ("token", True),
     ]
     assert parameters[3]["parameter_default"] == "false"  # the Param's declared default
     image_to_image = endpoints["/image_to_image"]["parameters"]
