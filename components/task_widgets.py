@@ -10,6 +10,7 @@ told ``normalize=false``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from backends.tasks import Input, Param, TaskSpec
 from components.render_media import MAX_AUDIO_OUTPUTS
+from components.renderers import Labelled
 from components.task_inputs import DEFAULT_CHOICE
 
 BOOL_CHOICES = [DEFAULT_CHOICE, "true", "false"]
@@ -186,115 +188,133 @@ def param_widgets(spec: TaskSpec) -> list[gr.components.Component]:
         return [param_widget(spec, param) for param in spec.params]
 
 
-def output_widgets(spec: TaskSpec) -> list[gr.components.Component]:
-    """The widgets ``components.tasks.RENDERERS[spec.output]`` fills, in its order."""
-    kind, name = spec.output, spec.name
+def output_widgets(
+    spec: TaskSpec, *, prefix: str | None = None, values: Sequence[Any] | None = None
+) -> list[gr.components.Component]:
+    """The widgets ``components.tasks.RENDERERS[spec.output]`` fills, in its order
+    (``elem_id`` ``<prefix>-out-<i>``, the task's name by default). With ``values`` (a
+    renderer's outputs, e.g. inside ``gr.render``) they are built showing them, as
+    ``components.tasks.as_updates`` would set them."""
+    kind, prefix = spec.output, prefix or spec.name
 
-    def eid(i: int) -> str:
-        return f"{name}-out-{i}"
+    def make(cls: type, i: int, **options: Any) -> Any:
+        options["elem_id"] = f"{prefix}-out-{i}"
+        if values is not None:
+            options.update(shown(values[i] if i < len(values) else None))
+        return cls(**options)
 
     if kind == "labels":
-        return [gr.Label(label="Result", num_top_classes=10, elem_id=eid(0))]
+        return [make(gr.Label, label="Result", num_top_classes=10, i=0)]
     if kind == "boxes":
         return [
-            gr.Image(
-                type="pil", format="png", label="Detections", interactive=False, elem_id=eid(0)
-            ),
-            gr.Dataframe(
+            make(gr.Image, type="pil", format="png", label="Detections", interactive=False, i=0),
+            make(
+                gr.Dataframe,
                 headers=["label", "score", "xmin", "ymin", "xmax", "ymax"],
                 label="Boxes (pixels)",
                 interactive=False,
-                elem_id=eid(1),
+                i=1,
             ),
         ]
     if kind == "masks":
-        return [gr.AnnotatedImage(label="Segments", show_legend=True, elem_id=eid(0))]
+        return [make(gr.AnnotatedImage, label="Segments", show_legend=True, i=0)]
     if kind == "text":
         return [
-            gr.Textbox(
-                label="Result", lines=4, interactive=False, buttons=["copy"], elem_id=eid(0)
-            ),
-            gr.Dataframe(label="Timestamps", interactive=False, visible=False, elem_id=eid(1)),
+            make(gr.Textbox, label="Result", lines=4, interactive=False, buttons=["copy"], i=0),
+            make(gr.Dataframe, label="Timestamps", interactive=False, visible=False, i=1),
         ]
     if kind == "image":
-        return [
-            gr.Image(type="pil", format="png", label="Result", interactive=False, elem_id=eid(0))
-        ]
+        return [make(gr.Image, type="pil", format="png", label="Result", interactive=False, i=0)]
     if kind == "audio":
-        return [gr.Audio(label="Audio", interactive=False, buttons=["download"], elem_id=eid(0))]
+        return [make(gr.Audio, label="Audio", interactive=False, buttons=["download"], i=0)]
     if kind == "audio_list":
         return [
-            gr.Audio(
+            make(
+                gr.Audio,
                 label=f"Output {i + 1}",
                 interactive=False,
                 visible=False,
                 buttons=["download"],
-                elem_id=eid(i),
+                i=i,
             )
             for i in range(MAX_AUDIO_OUTPUTS)
         ]
     if kind == "answers":
         return [
-            gr.Dataframe(
+            make(
+                gr.Dataframe,
                 headers=["answer", "score"],
                 label="Answers (best first)",
                 interactive=False,
-                elem_id=eid(0),
+                i=0,
             ),
-            gr.HighlightedText(
+            make(
+                gr.HighlightedText,
                 label="Best answer in the context",
                 visible=False,
                 color_map={"answer": "#f59e0b"},
-                elem_id=eid(1),
+                i=1,
             ),
         ]
     if kind == "entities":
         return [
-            gr.HighlightedText(
-                label="Entities", show_legend=True, combine_adjacent=False, elem_id=eid(0)
+            make(
+                gr.HighlightedText, label="Entities", show_legend=True, combine_adjacent=False, i=0
             ),
-            gr.Dataframe(
+            make(
+                gr.Dataframe,
                 headers=["entity", "word", "score", "start", "end"],
                 label="Entity list",
                 interactive=False,
-                elem_id=eid(1),
+                i=1,
             ),
         ]
     if kind == "table_answer":
         return [
-            gr.Textbox(label="Answer", interactive=False, elem_id=eid(0)),
-            gr.Dataframe(
+            make(gr.Textbox, label="Answer", interactive=False, i=0),
+            make(
+                gr.Dataframe,
                 label="Table (answer cells highlighted)",
                 interactive=False,
                 visible=False,  # shown with the first answer (its columns are the input's)
                 wrap=True,
-                elem_id=eid(1),
+                i=1,
             ),
         ]
     if kind == "table_predictions":
         return [
-            gr.Dataframe(
+            make(
+                gr.Dataframe,
                 label="Predictions (first column) and the rows they are for",
                 interactive=False,
                 visible=False,  # shown with the first result (its columns are the input's)
-                elem_id=eid(0),
+                i=0,
             )
         ]
     if kind == "scores":
         return [
-            gr.Dataframe(
+            make(
+                gr.Dataframe,
                 headers=["sentence", "score"],
                 label="Similarity (most similar first)",
                 interactive=False,
                 wrap=True,
-                elem_id=eid(0),
+                i=0,
             )
         ]
     if kind == "embedding":
         return [
-            gr.Markdown(elem_id=eid(0)),
-            gr.LinePlot(
-                x="dimension", y="value", label="Embedding values", height=220, elem_id=eid(1)
-            ),
+            make(gr.Markdown, i=0),
+            make(gr.LinePlot, x="dimension", y="value", label="Embedding values", height=220, i=1),
         ]
     raise ValueError(f"no widgets for output kind {kind!r}")  # a new kind needs a builder
+
+
+def shown(value: Any) -> dict[str, Any]:
+    """Constructor options that show one renderer output: ``None`` hides the widget,
+    ``Labelled`` renames it."""
+    if value is None:
+        return {"value": None, "visible": False}
+    if isinstance(value, Labelled):
+        return {"value": value.value, "label": value.label, "visible": True}
+    return {"value": value, "visible": True}

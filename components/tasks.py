@@ -26,7 +26,7 @@ from backends import Backend
 from backends.errors import BackendError, GenerationError
 from backends.tasks import Group, TaskSpec, tasks_in
 from components import connection as connection_panel
-from components import render_media, renderers, show_code
+from components import render_media, renderers, show_code, task_compare
 from components.common import show_error, to_gradio_error
 from components.connection import (
     LOCAL,
@@ -45,6 +45,7 @@ from components.task_widgets import (
     input_widgets,
     output_widgets,
     param_widgets,
+    shown,
 )
 from presets import default_task_model, task_presets
 
@@ -196,15 +197,7 @@ def run(
 
 def as_updates(outputs: Sequence[Any]) -> list:
     """Renderer values as widget updates: ``None`` hides a widget, ``Labelled`` renames it."""
-    updates = []
-    for value in outputs:
-        if value is None:
-            updates.append(gr.update(value=None, visible=False))
-        elif isinstance(value, Labelled):
-            updates.append(gr.update(value=value.value, label=value.label, visible=True))
-        else:
-            updates.append(gr.update(value=value, visible=True))
-    return updates
+    return [gr.update(**shown(value)) for value in outputs]
 
 
 # -- layout and events ------------------------------------------------------------------
@@ -248,11 +241,16 @@ def _render_task(spec: TaskSpec, local: Backend, connection: gr.State) -> tuple:
             model = gr.Textbox(**model_field(spec, None, local), elem_id=f"{spec.name}-model")
             params = param_widgets(spec)
             run_btn = gr.Button("Run", variant="primary", elem_id=f"{spec.name}-run")
+            compared = task_compare.render(
+                spec, local, inputs=inputs.values, model=model, params=params,
+                connection=connection, run=run,
+            )  # fmt: skip
         with gr.Column(scale=1):
             outputs = output_widgets(spec)
             with gr.Accordion("Raw result (JSON)", open=False):
                 raw = gr.JSON(elem_id=f"{spec.name}-raw")
             code_panel = gr.Column(elem_id=f"{spec.name}-code")
+    task_compare.render_results(spec, compared, output_widgets)
     preset = task_presets().get(spec.name)
     if preset:
         gr.Examples(

@@ -117,6 +117,41 @@ def test_a_text_file_uploaded_as_an_image_gets_a_clear_message_and_the_tab_keeps
     expect(page.locator("#image_classification-out-0")).to_contain_text(top, timeout=RUN_TIMEOUT_MS)
 
 
+def test_compare_runs_one_input_through_several_targets_side_by_side(
+    page: Page, endpoint: FakeTasksEndpoint, artifacts_dir: Path
+):
+    """The local model, a remote endpoint (the fake HF endpoint: the Hub's API is not
+    reachable from here) and a refused port: two results and one error, side by side."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+    panel = open_task(page, "Text tasks", "Sentence similarity", "sentence_similarity")
+    panel.get_by_label("Source sentence").fill("That is a happy person")
+    panel.get_by_label("Sentences to compare").fill(
+        "Today is a sunny day\nThat is a very happy person\nThat is a happy dog"
+    )
+    panel.locator("#sentence_similarity-compare").get_by_text("Compare targets").click()
+    remote = endpoint.url("ok", "sentence_similarity")
+    panel.get_by_label("Targets (2–4, one per line)").fill(f"local\n{remote}\n{refused}")
+    panel.locator("#sentence_similarity-compare-run").click()
+    heading = "#sentence_similarity-cmp{}-heading"
+    expect(page.locator(heading.format(0))).to_contain_text(" ms", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator(heading.format(0))).to_contain_text("A · local")
+    expect(page.locator(heading.format(1))).to_contain_text(f"B · {remote}")
+    expect(page.locator(heading.format(2))).to_contain_text("🔴")  # alone in its column
+    local_rows = table_rows(page, "sentence_similarity-cmp0-out-0")
+    expect(local_rows.first).to_contain_text("That is a very happy person")
+    expect(table_rows(page, "sentence_similarity-cmp1-out-0")).to_have_count(
+        len(PAYLOADS["sentence_similarity"])
+    )
+    assert endpoint.posts()[-1].task == "sentence_similarity"
+    page.locator("#sentence_similarity-compare-results").screenshot(
+        path=str(artifacts_dir / "task-compare.png")
+    )
+
+
 def test_each_task_is_an_api_endpoint_named_after_its_inference_client_method(app_url: str):
     client = Client(app_url, verbose=False)
     try:
