@@ -15,7 +15,7 @@ import gradio as gr
 from backends import Backend
 from backends.errors import BackendError
 from components import connection as connection_panel
-from components import show_code, workspace
+from components import prompt_view, show_code, user_presets, workspace
 from components.common import (
     GENERATION_CONCURRENCY,
     GENERATION_CONCURRENCY_ID,
@@ -28,7 +28,6 @@ from components.common import (
     show_problem,
     to_gradio_error,
     waiting_line,
-    wire_presets,
     with_ticks,
 )
 from components.connection import api_connection, backend_for, signed_in
@@ -235,7 +234,7 @@ def render(
             system_prompt = gr.Textbox(
                 DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=3, max_lines=10
             )
-            with gr.Accordion("Parameters", open=True):
+            with gr.Accordion("Parameters", open=True) as parameters_box:
                 preset = gr.Dropdown(
                     list(preset_table), value=DEFAULT_PRESET, label="Preset", interactive=True
                 )
@@ -281,12 +280,10 @@ def render(
         return ChatForm.from_widgets(**dict(zip(form_widgets, values, strict=True)))
 
     params = [connection, system_prompt, *form_widgets.values()]
-    wire_presets(
-        preset,
-        preset_table,
-        [max_tokens, temperature, top_p],
-        lambda p: [p.max_new_tokens, p.temperature, p.top_p],
-    )
+    with parameters_box:  # "My presets", under the preset dropdown; applies both kinds
+        user_presets.render(
+            preset, {"system_prompt": system_prompt, **form_widgets}, storage_secret
+        )
 
     def code_request(conn, history, text, system, *values):
         pending = [{"role": "user", "content": text}] if text and text.strip() else []
@@ -299,6 +296,14 @@ def render(
             code_request,
             [connection, chatbot, message, *params[1:]],
             api_key_required=api_key_required,
+        )
+        prompt_view.render(
+            local,
+            [connection, chatbot, message, system_prompt, tools_text, tool_choice],
+            lambda history, typed, system: to_messages(
+                [*(history or []), *([{"role": "user", "content": typed}] if typed else [])],
+                system or "",
+            ),
         )
 
     def respond(

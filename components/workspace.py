@@ -568,6 +568,9 @@ class Sidebar:
     file: Any
     upload: Any
     note: Any
+    share: Any
+    share_chat: Any
+    share_url: Any
 
 
 def render_sidebar(secret: str | None) -> Sidebar:
@@ -587,6 +590,15 @@ def render_sidebar(secret: str | None) -> Sidebar:
         with gr.Row():
             rename = gr.Button("Rename", size="sm", elem_id="rename-chat")
             delete = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat")
+        with gr.Row():
+            share_chat = gr.Checkbox(
+                True, label="with the conversation", elem_id="share-with-chat", min_width=100
+            )
+            share = gr.Button("🔗 Share link", size="sm", elem_id="share-link")
+        share_url = gr.Textbox(
+            label="Link (target, parameters, system prompt — never a token)",
+            visible=False, max_lines=3, buttons=["copy"], elem_id="share-url",
+        )  # fmt: skip
     with gr.Accordion("Export / import", open=False, elem_id="conversation-files"):
         with gr.Row():
             export_one = gr.Button("Export chat", size="sm", elem_id="export-one")
@@ -607,7 +619,8 @@ def render_sidebar(secret: str | None) -> Sidebar:
             cancel = gr.Button("Cancel", size="sm", elem_id="cancel-clear")
     return Sidebar(
         store, current, search, listing, new, title, rename, delete, clear_all, confirm_box,
-        confirm, cancel, export_one, export_all, export_md, file, upload, note,
+        confirm, cancel, export_one, export_all, export_md, file, upload, note, share,
+        share_chat, share_url,
     )  # fmt: skip
 
 
@@ -628,6 +641,7 @@ def wire(
     saves), switch, new, search, rename, delete, clear all, export, import, versions."""
     import gradio as gr
 
+    from components import share
     from components.connection import mode_choices
 
     hidden = dict(api_visibility="private", show_progress="hidden")
@@ -669,7 +683,7 @@ def wire(
     def listed(store, query="", active=None):
         return gr.Radio(choices=choices(store, query), value=active)
 
-    def save(store, current, history, line, query, *values):
+    def save(store, current, history, line, query, title_box, *values):
         record = snapshot(current, history, stats=line, **settings(values))
         if not record.get("messages"):
             return (
@@ -683,15 +697,16 @@ def wire(
         store = upsert(store, record)
         shown = version_label(record)
         listing = listed(store, query, record["id"])
-        # The title box is written only when the title changed (a new chat's first save):
-        # a title being typed while a reply streams is not overwritten by its end-of-reply save.
+        # The title box is written when empty (a new chat) or showing the saved title: a
+        # title being typed while a reply streams is not overwritten by its end-of-reply save.
+        typed = (title_box or "").strip()
         before = (valid(current) or {}).get("title")
-        title = record["title"] if record["title"] != before else gr.update()
+        title = record["title"] if not typed or typed == before else gr.update()
         return store, record, listing, shown, gr.Row(visible=bool(shown)), title
 
     save_io = dict(
         fn=save,
-        inputs=[sb.store, sb.current, chatbot, stats, sb.search, *settings_inputs],
+        inputs=[sb.store, sb.current, chatbot, stats, sb.search, sb.title, *settings_inputs],
         outputs=[sb.store, sb.current, sb.listing, label, row, sb.title],
         concurrency_limit=None,  # quick: never waits behind another visitor's save
         **hidden,
@@ -699,8 +714,25 @@ def wire(
     for event in after:
         event.then(**save_io)
 
-    def load(store, current):
+    def load(request, store, current):
         folded, record = fold_current(store, current)
+        note = gr.skip()
+        shared = request.query_params.get(share.QUERY_KEY) if request is not None else None
+        if shared:  # a share link: opened as a new conversation, never over one's own
+            try:
+                setup = share.decode(shared)
+            except share.ShareError as exc:
+                gr.Warning(str(exc), title="Share link not opened", duration=10)
+                note = f"⚠️ Share link not opened — {exc}"
+            else:
+                record = share.as_record(setup, new_id=new_id(), now=time.time())
+                record["title"] = title_from(record["messages"]) if record["messages"] else ""
+                folded = upsert(folded, record)
+                where = record["target"]["endpoint"] or record["target"]["mode"] or "local"
+                note = (
+                    f"🔗 Opened a shared setup (target: `{where}`). Check the target before "
+                    "you send anything private."
+                )
         # Unchanged values are not sent back (a large store would be re-encrypted and
         # rewritten on every page load).
         return [
@@ -708,7 +740,10 @@ def wire(
             gr.update() if record == current else record,
             listed(folded, "", record.get("id")),
             *open_values(record),
+            note,
         ]
+
+    load.__annotations__ = {"request": gr.Request}  # Gradio passes the page's request
 
     load_outputs = [sb.store, sb.current, sb.listing, *opened]
 
@@ -843,8 +878,39 @@ def wire(
     from gradio.context import Context
 
     Context.root_block.load(
-        load, [sb.store, sb.current], load_outputs, concurrency_limit=None, **hidden
-    )
+        load,
+        [sb.store, sb.current],
+        [*load_outputs, sb.note],
+        concurrency_limit=None,
+        **hidden,
+    ).then(None, js=DROP_SETUP_JS, **hidden)  # a reload does not open the link again
+
+    def make_link(current, history, line, with_chat, *values):
+        record = snapshot(current, history, stats=line, **settings(values))
+        try:
+            query = share.query(share.setup_of(record, conversation=bool(with_chat)))
+        except share.ShareError as exc:
+            return gr.Textbox(visible=False), f"⚠️ {exc}"
+        return gr.Textbox(query, visible=True), ""
+
+    sb.share.click(
+        make_link, [sb.current, chatbot, stats, sb.share_chat, *settings_inputs],
+        [sb.share_url, sb.note], queue=False, **hidden,
+    ).then(None, sb.share_url, sb.share_url, js=FULL_LINK_JS, **hidden)  # fmt: skip
+
+
+# The page's own address before a share link's query (what the visitor sees, behind any
+# proxy or Space), and the query taken off the address bar once the link is opened (the
+# page is then marked as loaded: ``body[data-workspace-loaded]``).
+FULL_LINK_JS = "(q) => (q && q.startsWith('?')) ? location.origin + location.pathname + q : q"
+DROP_SETUP_JS = """() => {
+  document.body.dataset.workspaceLoaded = "1";  // the saved work is on the page
+  const url = new URL(location.href);
+  if (url.searchParams.has("setup")) {
+    url.searchParams.delete("setup");
+    history.replaceState(null, "", url);
+  }
+}"""
 
 
 def saving_stream(

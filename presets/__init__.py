@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
@@ -16,18 +17,37 @@ class PresetError(ValueError):
     """A preset file that does not validate; the message names the file and the key."""
 
 
-class GenerationPreset(BaseModel):
-    """One named set of generation parameters (InferenceClient names, TGI bounds)."""
+class ResponseFormat(BaseModel):
+    """A preset's structured output: a JSON schema (an object) or a regex (a string)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = ""
+    type: Literal["json_schema", "regex"]
+    value: dict | str
+
+
+class GenerationPreset(BaseModel):
+    """One named set of generation parameters (InferenceClient names, TGI bounds), and for
+    the chat tab a system prompt, stop sequences, a response format and tools. A preset
+    sets exactly the keys it names (``model_fields_set``): the rest keep their values.
+    The bundled presets and a visitor's own (saved in the browser, exported as YAML) are
+    validated by this one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(default="", max_length=500)
     do_sample: bool = True
     temperature: float = Field(default=0.7, gt=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     top_k: int | None = Field(default=None, gt=0)
     repetition_penalty: float = Field(default=1.0, gt=0)
-    max_new_tokens: int = Field(default=256, ge=1)
+    max_new_tokens: int = Field(default=256, ge=1, le=4096)
+    seed: int | None = Field(default=None, ge=0)
+    system_prompt: str | None = Field(default=None, max_length=20_000)
+    stop: list[str] | None = Field(default=None, max_length=4)
+    response_format: ResponseFormat | None = None
+    tools: list[dict] | None = Field(default=None, max_length=64)
+    tool_choice: Literal["none", "auto", "required"] | None = None
 
 
 class Examples(BaseModel):
@@ -49,12 +69,21 @@ def _read(path: Path) -> object:
 
 def load_presets(path: Path = HERE / "generation.yaml") -> dict[str, GenerationPreset]:
     """Named generation presets from ``path``; raises ``PresetError`` on any invalid key."""
+    return validate_presets(_read(path), str(path))
+
+
+def validate_presets(data: object, source: str) -> dict[str, GenerationPreset]:
+    """``{name: preset}`` from parsed YAML (or a browser's store); ``PresetError`` naming
+    ``source``, the preset and the key when anything does not validate."""
     try:
-        presets = _Presets.model_validate(_read(path)).root
+        presets = _Presets.model_validate(data).root
     except ValidationError as exc:
-        raise PresetError(f"{path}: {exc}") from exc
+        raise PresetError(f"{source}: {exc}") from exc
     if not presets:
-        raise PresetError(f"{path}: no presets defined")
+        raise PresetError(f"{source}: no presets defined")
+    for name in presets:
+        if not name.strip() or len(name) > 80:
+            raise PresetError(f"{source}: a preset name must be 1 to 80 characters: {name!r}")
     return presets
 
 

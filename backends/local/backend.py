@@ -30,7 +30,7 @@ from backends.local.outputs import (
     text_output,
     text_stream,
 )
-from backends.local.requests import chat_request, text_request
+from backends.local.requests import chat_request, templated, text_request
 from backends.local.tasks import LocalTasks
 from backends.params import (
     WATERMARK_DELTA,
@@ -283,6 +283,23 @@ class LocalBackend:
                 encoding.input_ids, encoding.offset_mapping, strict=True
             )
         ]
+
+    def chat_prompt(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """ "Show prompt": the exact text the chat template makes of ``messages`` for
+        ``chat_completion`` (tools folded in as it does), its token count and the context."""
+        params = validate(ChatCompletionParameters, _given(tools=tools, tool_choice=tool_choice))
+        if not messages:
+            raise InputValidationError("`messages` cannot be empty", field="messages")
+        checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
+        loaded, _ = self._require()
+        prompt, ids, _ = templated(loaded, checked, params)
+        return {"prompt": prompt, "tokens": len(ids), "max_context": loaded.max_context}
 
     def detect_watermark(self, text: str) -> dict[str, Any]:
         """Whether ``text`` carries the watermark this server adds with ``watermark=True``

@@ -102,11 +102,11 @@ def tool_grammar(
     return [*messages[:-1], last], {"type": "json", "value": schema}
 
 
-def chat_request(
+def templated(
     loaded: LoadedModel, messages: list[dict[str, Any]], params: ChatCompletionParameters
-) -> tuple[list[int], SamplingParams, bool]:
-    """``chat_completion``'s prompt ids (the chat template), sampling parameters, and
-    whether the reply is a tool call. ``temperature`` 0 means greedy; ``top_p`` 1 is off."""
+) -> tuple[str, list[int], dict | None]:
+    """The exact prompt ``chat_completion`` gives the model (the chat template, tools
+    folded in), its token ids, and the tool-call grammar (None without tools)."""
     messages, tools = tool_grammar(messages, params)
     # A final assistant message is a reply to continue (the chat's "Continue" after
     # finish: length): the template leaves it open instead of starting a new turn.
@@ -117,7 +117,15 @@ def chat_request(
         continue_final_message=continuing,
         tokenize=False,
     )
-    ids = loaded.tokenizer(prompt, add_special_tokens=False).input_ids
+    return prompt, loaded.tokenizer(prompt, add_special_tokens=False).input_ids, tools
+
+
+def chat_request(
+    loaded: LoadedModel, messages: list[dict[str, Any]], params: ChatCompletionParameters
+) -> tuple[list[int], SamplingParams, bool]:
+    """``chat_completion``'s prompt ids (the chat template), sampling parameters, and
+    whether the reply is a tool call. ``temperature`` 0 means greedy; ``top_p`` 1 is off."""
+    _, ids, tools = templated(loaded, messages, params)
     room = loaded.max_context - len(ids)
     max_new = params.max_tokens or max(1, min(DEFAULT_CHAT_MAX_TOKENS, room))
     check_context(loaded, len(ids), max_new, "max_tokens")

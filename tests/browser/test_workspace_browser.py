@@ -17,6 +17,7 @@ from tests.browser.workspace_pages import (
     conversation_list,
     export_file,
     import_file,
+    new_chat,
     new_page,
     ready,
     send,
@@ -59,7 +60,7 @@ def test_switch_restores_system_prompt_and_parameters(page: Page) -> None:
     system = page.get_by_label("System prompt")
     system.fill("You are a pirate.")
     send(page, "Say hi, pirate.", max_tokens=5)
-    page.locator("#new-chat").click()
+    new_chat(page)
     expect(chat_log(page).get_by_test_id("user")).to_have_count(0)
     system.fill("You are terse.")
     send(page, "Say hi, tersely.", max_tokens=7)
@@ -144,7 +145,7 @@ def test_escape_stops_and_reload_marks_interrupted(page: Page) -> None:
     assert "finish:" not in page.locator("#chat-stats").inner_text()  # cut, not finished
 
     # A reply still streaming when the page goes away is kept, marked interrupted.
-    page.locator("#new-chat").click()
+    new_chat(page)
     expect(chat_log(page).get_by_test_id("user")).to_have_count(0)
     send(page, poem, max_tokens=300, wait=False)
     bot = chat_log(page).get_by_test_id("bot").last
@@ -272,12 +273,13 @@ def test_shift_enter_adds_a_line_enter_sends(page: Page) -> None:
 def test_rename_delete_and_clear_all_with_confirmation(page: Page) -> None:
     ready(page)
     send(page, "First chat here.", max_tokens=3)
-    page.locator("#new-chat").click()
+    new_chat(page)
     send(page, "Second chat here.", max_tokens=3)
     page.locator("#conversation-actions").get_by_text("This conversation").click()
     title = page.locator("#conversation-title").get_by_role("textbox")
     expect(title).to_have_value("Second chat here.")
     title.fill("Renamed by me")
+    expect(title).to_have_value("Renamed by me")
     page.locator("#rename-chat").click()
     expect(conversation_list(page)).to_contain_text("Renamed by me")
     page.reload()

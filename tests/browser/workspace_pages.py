@@ -37,8 +37,18 @@ def chat_log(page: Page):
     return page.get_by_role("log", name="chatbot conversation")
 
 
+def new_chat(page: Page) -> None:
+    """*New chat*, and wait until the page shows it (an empty chat) before going on: a
+    message sent sooner would go out with the previous chat's state."""
+    page.locator("#new-chat").click()
+    expect(chat_log(page).get_by_test_id("user")).to_have_count(0)  # one update with it
+
+
 def ready(page: Page) -> None:
+    """The model is loaded and the page's saved work is shown (the workspace's load
+    event done: its outputs would otherwise land on whatever the test did first)."""
     expect(page.locator("#backend-status")).to_contain_text("🟢")
+    expect(page.locator("body[data-workspace-loaded]")).to_have_count(1)
 
 
 def new_page(browser, url: str, **options) -> Page:

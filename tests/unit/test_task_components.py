@@ -445,13 +445,17 @@ def test_the_run_handler_shows_backend_errors_as_toasts():
     built = build_ui(local)
     fn = _fn(built, "fill_mask")
     with pytest.warns(UserWarning, match="No local model for Fill mask: Go remote."):
-        outputs = fn.fn("Paris is the [MASK].", "", None, "", *PAGE_TARGET, Connection(), None, None)
+        outputs = fn.fn(
+            "Paris is the [MASK].", "", None, "", *PAGE_TARGET, Connection(), None, None
+        )
     assert all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
 def test_the_run_handler_draws_the_result(demo):
     fn = _fn(demo, "object_detection")
-    drawn, table, raw = fn.fn(str(EXAMPLES / "shapes.png"), "", 0.5, *PAGE_TARGET, Connection(), None, None)
+    drawn, table, raw = fn.fn(
+        str(EXAMPLES / "shapes.png"), "", 0.5, *PAGE_TARGET, Connection(), None, None
+    )
     assert drawn["value"].getpixel((1, 3)) == PALETTE[0]
     assert table["value"]["label"].tolist() == ["x"]
     assert raw[0]["label"] == "x"
