@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import gradio as gr
 
@@ -42,6 +43,7 @@ class PaneState:
     line: str = ""
     error: str = ""
     done: bool = False
+    facts: Any = None  # what a measuring ``run`` yields third (``compare_api.ReplyFacts``)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def stream_panes(
     run: Callable[..., Iterator[tuple[str, str]]] = chat.run,
 ) -> Iterator[list[PaneState]]:
     """Run every job at once; yield all panes' states every ``refresh_s`` while any runs,
-    and once more at the end. Closing this generator stops every pane."""
+    and once more at the end. Closing this generator stops every pane. ``run`` yields
+    ``(text, line)`` or ``(text, line, facts)`` (kept as ``PaneState.facts``)."""
     states = [PaneState(error=job.error, done=bool(job.error)) for job in jobs]
     lock = threading.Lock()
     stop = threading.Event()
@@ -69,9 +72,11 @@ def stream_panes(
     def work(i: int, job: PaneJob) -> None:
         stream = run(job.backend, job.messages, job.form)
         try:
-            for text, line in stream:
+            for text, line, *facts in stream:
                 with lock:
                     states[i] = replace(states[i], text=text, line=line)
+                    if facts:
+                        states[i] = replace(states[i], facts=facts[0])
                 if stop.is_set():
                     break
         except BackendError as exc:
