@@ -93,7 +93,12 @@ def build_ui(
         with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
             text_generation.render(backend, **options)
         with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
-            compare.render(backend, providers=options["providers"], visitors=visitors)
+            compare.render(
+                backend,
+                providers=options["providers"],
+                visitors=visitors,
+                storage_secret=storage_secret,
+            )
             compare_api.register(backend, visitors=visitors)
         task_options = dict(providers=options["providers"])
         for group, elem_id in TASK_TABS.items():

@@ -30,8 +30,8 @@ from components.common import (
     api_text,
     to_gradio_error,
 )
-from components.compare import MAX_PANES, PaneJob, stream_panes
-from components.connection import LOCAL, Connection, api_connection, backend_for
+from components.compare import MAX_PANES, PaneJob, stream_panes, target_name
+from components.connection import api_connection, backend_for
 from components.forms import ChatForm
 from components.visitors import Visitors
 
@@ -116,11 +116,6 @@ def parse_targets(value: object) -> list[ApiTarget]:
                 print_exception=False,
             ) from None
     return parsed
-
-
-def target_name(connection: Connection) -> str:
-    """A target as results and votes name it (never its token)."""
-    return "local model" if connection.mode == LOCAL else connection.describe()
 
 
 def run_targets(
