@@ -97,7 +97,7 @@ def measured_run(
 def parse_targets(value: object) -> list[ApiTarget]:
     """``targets`` as a client sent them; raises ``gr.Error`` saying what is wrong."""
     if not isinstance(value, list) or not MIN_TARGETS <= len(value) <= MAX_PANES:
-        got = f"{len(value)} items" if isinstance(value, list) else type(value).__name__
+        got = len(value) if isinstance(value, list) else type(value).__name__
         raise gr.Error(
             f"`targets` must be a list of {MIN_TARGETS}–{MAX_PANES} targets (got {got}).",
             title="Invalid input",

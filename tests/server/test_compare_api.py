@@ -58,7 +58,7 @@ def test_one_refused_target_fails_alone_and_the_local_one_answers(client) -> Non
 @pytest.mark.parametrize(
     ("targets", "message"),
     [
-        ([{"endpoint": "local"}], "2–4 targets (got 1 items)"),
+        ([{"endpoint": "local"}], "2–4 targets (got 1)"),
         ("local", "2–4 targets (got str)"),
         ([{"endpoint": "local"}, {"endpoint": "local", "colour": "red"}], "`targets[1]`: `colour`"),
         ([{"endpoint": "local"}, {"max_tokens": "many"}], "`targets[1]`: `max_tokens`"),
