@@ -314,9 +314,9 @@ def render(
         stats_lines=stats_lines,
         cancels=events,
     )
-    clear.click(
-        lambda: [[]] * MAX_PANES + [""] * MAX_PANES + [[]],
-        outputs=[*chatbots, *stats_lines, diff],
+    clear.click(  # a blind round not voted on yet is dropped with its answers
+        lambda: [[]] * MAX_PANES + [""] * MAX_PANES + [[]] + compare_blind.cleared_outputs(),
+        outputs=[*chatbots, *stats_lines, diff, *bw.outputs],
         cancels=events,
         queue=False,
         **hidden,

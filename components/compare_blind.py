@@ -93,6 +93,11 @@ def start_outputs() -> list:
     return [None, gr.Group(visible=False), "", gr.Column(visible=False)]
 
 
+def cleared_outputs() -> list:
+    """No round (the panes were cleared, or blind mode switched): results shown."""
+    return [None, gr.Group(visible=False), "", gr.Column(visible=True)]
+
+
 def finished_outputs(round_: Round) -> list:
     """Every answer is in: the round is kept for the vote, the vote buttons shown."""
     return [round_, gr.Group(visible=True), "", gr.Column(visible=False)]
@@ -190,8 +195,7 @@ def wire(
             gr.Column(visible=on),
             *[[] for _ in chatbots],
             *["" for _ in stats_lines],
-            *start_outputs()[:3],
-            gr.Column(visible=True),
+            *cleared_outputs(),
             board_frame(lb.votes(store)),
             board_note(lb.votes(store)),
         ]

@@ -140,3 +140,18 @@ def test_importing_votes_merges_them_and_a_bad_file_changes_nothing(
     expect(page.locator("#compare-board-note")).to_contain_text("4 votes in this browser")
     expect(board).to_contain_text("viewer-z")
     page.screenshot(path=str(artifacts_dir / "compare-blind-import.png"), full_page=True)
+
+    exported = lb.parse_import(_export(page, "Export JSON", tmp_path / "out.json").read_bytes())
+    assert {v["id"] for v in exported} == {v["id"] for v in [*votes, *more]}
+    rows = _export(page, "Export CSV", tmp_path / "out.csv").read_text().splitlines()
+    assert rows[0] == ",".join(lb.CSV_COLUMNS) and len(rows) == 1 + 4
+
+
+def _export(page: Page, button: str, target):
+    page.get_by_role("button", name=button).click()
+    link = page.locator("#votes-file a").first
+    expect(link).to_have_attribute("href", re.compile(target.suffix + "$"))
+    with page.expect_download() as info:
+        link.click()
+    info.value.save_as(target)
+    return target
