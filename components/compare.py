@@ -305,9 +305,9 @@ def render(
             **hidden,
         )
         events.append(added.success(**generate))
-    stop.click(None, cancels=events, **hidden)
     compare_blind.wire(
         bw,
+        stop=stop,
         count=count,
         setups=[pane["setup"] for pane in panes],
         chatbots=chatbots,

@@ -110,6 +110,16 @@ def test_blind_vote_reveals_targets_and_the_leaderboard_survives_reload(
     # A new session has its own tally; the browser's leaderboard is the one kept.
     expect(page.locator("#compare-tally")).to_contain_text("No votes in this session yet")
 
+    # A round stopped before its answers are in gets no vote, and says so.
+    box = page.locator("#compare-input textarea")
+    box.fill("Write a long story about a lighthouse.")
+    box.press("Enter")
+    expect(page.locator("#compare-stats-0")).to_contain_text("answering", timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Stop all").click()
+    for pane in (0, 1):
+        expect(page.locator(f"#compare-stats-{pane}")).to_contain_text("no vote this round")
+    expect(page.get_by_role("button", name="A better")).to_be_hidden()
+
 
 def test_importing_votes_merges_them_and_a_bad_file_changes_nothing(
     page: Page, tmp_path, artifacts_dir
