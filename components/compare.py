@@ -305,9 +305,10 @@ def render(
             **hidden,
         )
         events.append(added.success(**generate))
+    stopped = stop.click(None, cancels=events, **hidden)
     compare_blind.wire(
         bw,
-        stop=stop,
+        stopped=stopped,
         count=count,
         setups=[pane["setup"] for pane in panes],
         chatbots=chatbots,

@@ -176,19 +176,19 @@ def render(blind: gr.Checkbox, secret: str | None) -> BlindWidgets:
 def wire(
     w: BlindWidgets,
     *,
-    stop: Any,
+    stopped: Any,
     count: Any,
     setups: list,
     chatbots: list,
     stats_lines: list,
     cancels: list,
 ) -> None:
-    """Events: Stop, the checkbox, the pane count (vote buttons), votes, export, import,
-    load."""
+    """Events: after Stop (``stopped``: the Stop click's event), the checkbox, the pane
+    count (vote buttons), votes, export, import, load."""
     hidden = dict(api_visibility="private", show_progress="hidden")
     panes = len(setups)
 
-    def stopped(on: bool, n, round_: Round | None):
+    def stopped_lines(on: bool, n, round_: Round | None):
         # A blind round stopped before its answers were all in gets no vote: its panes say
         # so (instead of "answering" forever). A finished round keeps its vote buttons.
         if not on or round_ is not None:
@@ -198,11 +198,7 @@ def wire(
 
     # The lines are written once the cancel is done (.then): written with it, a last update
     # of the cancelled round could still arrive after them.
-    stop.click(
-        None,
-        cancels=cancels,
-        api_visibility="undocumented",  # a private event cannot cancel
-    ).then(stopped, [w.blind, count, w.round], stats_lines, queue=False, **hidden)
+    stopped.then(stopped_lines, [w.blind, count, w.round], stats_lines, queue=False, **hidden)
 
     def toggle(on: bool, store):
         # A switch either way starts clean: no answer, stat or round from the other mode.
