@@ -52,6 +52,13 @@ def deal(n: int, rng: random.Random = _RANDOM) -> list[int]:
     return order
 
 
+def vote_buttons(n: int) -> list[tuple[str, bool]]:
+    """The vote buttons for ``n`` panes, as (label, visible): one per pane label (A–D),
+    then "Tie", then "Both bad" / "All bad"."""
+    panes = [(lb.outcome_label(label, n), i < n) for i, label in enumerate(lb.LABELS)]
+    return [*panes, (lb.outcome_label(lb.TIE, n), True), (lb.outcome_label(lb.BAD, n), True)]
+
+
 def masked_line(error: str, done: bool) -> str:
     """A blind pane's stats line before the vote: says how it went, names nothing."""
     if error:
@@ -140,12 +147,12 @@ def render(blind: gr.Checkbox, secret: str | None) -> BlindWidgets:
         with gr.Group(visible=False, elem_id="compare-vote") as vote_row:
             gr.Markdown("**Which answer is better?** Targets are revealed after your vote.")
             with gr.Row():
+                *each, (tie_label, _), (bad_label, _) = vote_buttons(2)
                 pane_votes = [
-                    gr.Button(lb.outcome_label(label, 2), visible=i < 2, variant="primary")
-                    for i, label in enumerate(lb.LABELS)
+                    gr.Button(label, visible=shown, variant="primary") for label, shown in each
                 ]
-                tie = gr.Button("Tie")
-                bad = gr.Button("Both bad", variant="stop")
+                tie = gr.Button(tie_label)
+                bad = gr.Button(bad_label, variant="stop")
         reveal = gr.Markdown("", elem_id="compare-reveal")
         with gr.Column(elem_id="compare-results") as results:
             tally = gr.Markdown(lb.tally([]), elem_id="compare-tally")
@@ -224,16 +231,9 @@ def wire(
     )
 
     def buttons(n):
-        n = int(n)
-        return [
-            *[
-                gr.Button(lb.outcome_label(label, n), visible=i < n)
-                for i, label in enumerate(lb.LABELS)
-            ],
-            gr.Button(lb.outcome_label(lb.BAD, n)),
-        ]
+        return [gr.Button(label, visible=shown) for label, shown in vote_buttons(int(n))]
 
-    count.change(buttons, count, [*w.pane_votes, w.bad], queue=False, **hidden)
+    count.change(buttons, count, [*w.pane_votes, w.tie, w.bad], queue=False, **hidden)
 
     def vote(outcome: str):
         def run(round_: Round | None, store, session):

@@ -162,3 +162,14 @@ def test_a_blind_stats_line_names_nothing_before_the_vote() -> None:
     assert "10.0.0.7" not in failed and "🔴" in failed
     assert masked_line("", done=False) == "… answering"
     assert "done" in masked_line("", done=True)
+
+
+def test_blind_vote_buttons_for_two_three_and_four_panes() -> None:
+    from components.compare_blind import vote_buttons
+
+    def shown(n):
+        return [label for label, visible in vote_buttons(n) if visible]
+
+    assert shown(2) == ["A better", "B better", "Tie", "Both bad"]
+    assert shown(3) == ["A best", "B best", "C best", "Tie", "All bad"]
+    assert shown(4) == ["A best", "B best", "C best", "D best", "Tie", "All bad"]
