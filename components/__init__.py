@@ -6,7 +6,7 @@ import gradio as gr
 
 from backends import Backend
 from backends.tasks import GROUPS
-from components import chat, compare, tasks, text_generation
+from components import chat, compare, compare_api, tasks, text_generation
 from components.common import render_status
 from components.connection import DefaultEndpoint, configure_default
 from components.visitors import Visitors
@@ -93,7 +93,13 @@ def build_ui(
         with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
             text_generation.render(backend, **options)
         with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
-            compare.render(backend, providers=options["providers"], visitors=visitors)
+            compare.render(
+                backend,
+                providers=options["providers"],
+                visitors=visitors,
+                storage_secret=storage_secret,
+            )
+            compare_api.register(backend, visitors=visitors)
         task_options = dict(providers=options["providers"])
         for group, elem_id in TASK_TABS.items():
             with gr.Tab(GROUPS[group], id=group, elem_id=elem_id):

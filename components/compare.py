@@ -16,15 +16,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import gradio as gr
 
 from backends import Backend
 from backends.errors import BackendError
-from components import chat
+from components import chat, compare_blind
 from components import connection as connection_panel
 from components.common import show_problem
-from components.connection import backend_for, signed_in
+from components.connection import LOCAL, Connection, backend_for, signed_in
 from components.forms import ChatForm, optional_seed
 from components.visitors import Visitors
 from presets import DEFAULT_PRESET, presets
@@ -42,6 +43,7 @@ class PaneState:
     line: str = ""
     error: str = ""
     done: bool = False
+    facts: Any = None  # what a measuring ``run`` yields third (``compare_api.ReplyFacts``)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def stream_panes(
     run: Callable[..., Iterator[tuple[str, str]]] = chat.run,
 ) -> Iterator[list[PaneState]]:
     """Run every job at once; yield all panes' states every ``refresh_s`` while any runs,
-    and once more at the end. Closing this generator stops every pane."""
+    and once more at the end. Closing this generator stops every pane. ``run`` yields
+    ``(text, line)`` or ``(text, line, facts)`` (kept as ``PaneState.facts``)."""
     states = [PaneState(error=job.error, done=bool(job.error)) for job in jobs]
     lock = threading.Lock()
     stop = threading.Event()
@@ -69,9 +72,11 @@ def stream_panes(
     def work(i: int, job: PaneJob) -> None:
         stream = run(job.backend, job.messages, job.form)
         try:
-            for text, line in stream:
+            for text, line, *facts in stream:
                 with lock:
                     states[i] = replace(states[i], text=text, line=line)
+                    if facts:
+                        states[i] = replace(states[i], facts=facts[0])
                 if stop.is_set():
                     break
         except BackendError as exc:
@@ -126,40 +131,56 @@ def word_diff(left: str, right: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def target_name(connection: Connection) -> str:
+    """A target as results and votes name it (never its token)."""
+    return "local model" if connection.mode == LOCAL else connection.describe()
+
+
 def pane_line(state: PaneState) -> str:
     if state.error:
         return f"🔴 {state.error}"
     return state.line
 
 
-def render(local: Backend, *, providers: list[str], visitors: Visitors | None = None) -> None:
-    """The Compare tab's widgets and events (call inside a ``gr.Tab``)."""
+def render(
+    local: Backend,
+    *,
+    providers: list[str],
+    visitors: Visitors | None = None,
+    storage_secret: str | None = None,
+) -> None:
+    """The Compare tab's widgets and events (call inside a ``gr.Tab``). ``storage_secret``
+    encrypts the blind votes kept in the browser (``compare_blind``)."""
     visitors = visitors or Visitors()
     default = presets()[DEFAULT_PRESET]
     with gr.Row():
         count = gr.Radio([2, 3, 4], value=2, label="Panes", scale=1, elem_id="compare-count")
         system = gr.Textbox(chat.DEFAULT_SYSTEM_PROMPT, label="System prompt", scale=3)
+        blind = compare_blind.checkbox()
     panes: list[dict] = []
     with gr.Row(equal_height=False):
         for i in range(MAX_PANES):
             with gr.Column(visible=i < 2, min_width=280, elem_id=f"compare-pane-{i}") as column:
                 gr.Markdown(f"### {PANE_NAMES[i]}", elem_classes=["compare-pane-name"])
-                panel = connection_panel.render_panel(local, providers)
-                with gr.Accordion("Parameters", open=False):
-                    max_tokens = gr.Slider(
-                        1, 4096, value=default.max_new_tokens, step=1, label="max_tokens"
-                    )
-                    temperature = gr.Slider(
-                        0, 2, value=default.temperature, step=0.05, label="temperature"
-                    )
-                    top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.01, label="top_p")
-                    seed = gr.Number(-1, label="seed", precision=0, minimum=-1, info="-1 = random")
+                with gr.Column(elem_id=f"compare-setup-{i}") as setup:  # hidden when blind
+                    panel = connection_panel.render_panel(local, providers)
+                    with gr.Accordion("Parameters", open=False):
+                        max_tokens = gr.Slider(
+                            1, 4096, value=default.max_new_tokens, step=1, label="max_tokens"
+                        )
+                        temperature = gr.Slider(
+                            0, 2, value=default.temperature, step=0.05, label="temperature"
+                        )
+                        top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.01, label="top_p")
+                        seed = gr.Number(
+                            -1, label="seed", precision=0, minimum=-1, info="-1 = random"
+                        )
                 box = gr.Chatbot(
                     label=f"Pane {PANE_NAMES[i]}", height=360, elem_id=f"compare-chat-{i}"
                 )
                 stats = gr.Markdown("", elem_id=f"compare-stats-{i}")
             panes.append(
-                dict(column=column, panel=panel, chatbot=box, stats=stats,
+                dict(column=column, setup=setup, panel=panel, chatbot=box, stats=stats,
                      params=[max_tokens, temperature, top_p, seed])
             )  # fmt: skip
     with gr.Row():
@@ -179,6 +200,7 @@ def render(local: Backend, *, providers: list[str], visitors: Visitors | None = 
         combine_adjacent=True,
         elem_id="compare-diff",
     )
+    bw = compare_blind.render(blind, storage_secret)
 
     count.change(
         lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_PANES)],
@@ -190,28 +212,38 @@ def render(local: Backend, *, providers: list[str], visitors: Visitors | None = 
     chatbots = [pane["chatbot"] for pane in panes]
     stats_lines = [pane["stats"] for pane in panes]
 
-    def add_user(text: str, n: int, *histories):
+    def add_user(text: str, n: int, blind_on: bool, *histories):
         if not text or not text.strip():
             show_problem("Type a message first.", title="Empty message")
             return [text or "", *[gr.skip()] * MAX_PANES]
+        # A blind round is one message: the panes are dealt anew, so each starts empty.
         updated = [
-            list(h or []) + [{"role": "user", "content": text}] if i < int(n) else gr.skip()
+            ([] if blind_on else list(h or [])) + [{"role": "user", "content": text}]
+            if i < int(n)
+            else gr.skip()
             for i, h in enumerate(histories)
         ]
         return ["", *updated]
 
-    inputs = [count, system]
+    inputs = [count, system, blind]
     for pane in panes:
         inputs += [pane["panel"].state, pane["chatbot"], *pane["params"]]
     per_pane = 2 + len(panes[0]["params"])
 
-    def respond(request: gr.Request, oauth: gr.OAuthToken | None, n, system_prompt, *values):
+    def respond(
+        request: gr.Request, oauth: gr.OAuthToken | None, n, system_prompt, blind_on, *values
+    ):
         n = int(n)
         groups = [values[i * per_pane : (i + 1) * per_pane] for i in range(MAX_PANES)][:n]
         histories = [list(group[1] or []) for group in groups]
         if not any(h and h[-1].get("role") == "user" for h in histories):
-            yield [gr.skip()] * (2 * MAX_PANES)
+            yield [gr.skip()] * (2 * MAX_PANES + len(bw.outputs))
             return
+        # Blind: label i shows configured pane order[i] (its target and parameters); which
+        # is which stays in this handler and the round's gr.State.
+        order = compare_blind.deal(n) if blind_on else list(range(n))
+        groups = [(*groups[j][:1], histories[i], *groups[j][2:]) for i, j in enumerate(order)]
+        names = [target_name(group[0] or Connection()) for group in groups]
         jobs = []
         for conn, history, max_tokens, temperature, top_p, seed in groups:
             form = ChatForm(
@@ -225,6 +257,7 @@ def render(local: Backend, *, providers: list[str], visitors: Visitors | None = 
                 jobs.append(PaneJob(backend, chat.to_messages(history, system_prompt or ""), form))
             except BackendError as exc:
                 jobs.append(PaneJob(None, [], form, error=exc.user_message()))
+        blind_out = compare_blind.start_outputs() if blind_on else [gr.skip()] * len(bw.outputs)
         try:
             with visitors.hold(request):  # one compare run counts as one generation
                 for states in stream_panes(jobs):
@@ -235,20 +268,28 @@ def render(local: Backend, *, providers: list[str], visitors: Visitors | None = 
                             continue
                         reply = [{"role": "assistant", "content": states[i].text}]
                         out.append(histories[i] + reply if states[i].text else histories[i])
-                    out += [pane_line(states[i]) if i < n else gr.skip() for i in range(MAX_PANES)]
-                    yield out
+                    lines = [pane_line(state) for state in states]
+                    if blind_on:
+                        shown = [compare_blind.masked_line(s.error, s.done) for s in states]
+                        if all(state.done for state in states):
+                            round_ = compare_blind.Round(targets=tuple(names), lines=tuple(lines))
+                            blind_out = compare_blind.finished_outputs(round_)
+                    else:
+                        shown = lines
+                    yield out + shown + [gr.skip()] * (MAX_PANES - n) + blind_out
         except BackendError as exc:
             yield (
                 [gr.skip()] * MAX_PANES
                 + [f"🔴 {exc.user_message()}"] * n
                 + [gr.skip()] * (MAX_PANES - n)
+                + [gr.skip()] * len(bw.outputs)
             )
 
     hidden = dict(api_visibility="undocumented")
     generate = dict(
         fn=respond,
         inputs=inputs,
-        outputs=[*chatbots, *stats_lines],
+        outputs=[*chatbots, *stats_lines, *bw.outputs],
         concurrency_limit=None,
         show_progress="hidden",
         **hidden,
@@ -257,17 +298,26 @@ def render(local: Backend, *, providers: list[str], visitors: Visitors | None = 
     for trigger in (prompt.submit, send.click):
         added = trigger(
             add_user,
-            [prompt, count, *chatbots],
+            [prompt, count, blind, *chatbots],
             [prompt, *chatbots],
             concurrency_limit=None,
             show_progress="hidden",
             **hidden,
         )
         events.append(added.success(**generate))
-    stop.click(None, cancels=events, **hidden)
-    clear.click(
-        lambda: [[]] * MAX_PANES + [""] * MAX_PANES + [[]],
-        outputs=[*chatbots, *stats_lines, diff],
+    stopped = stop.click(None, cancels=events, **hidden)
+    compare_blind.wire(
+        bw,
+        stopped=stopped,
+        count=count,
+        setups=[pane["setup"] for pane in panes],
+        chatbots=chatbots,
+        stats_lines=stats_lines,
+        cancels=events,
+    )
+    clear.click(  # a blind round not voted on yet is dropped with its answers
+        lambda: [[]] * MAX_PANES + [""] * MAX_PANES + [[]] + compare_blind.cleared_outputs(),
+        outputs=[*chatbots, *stats_lines, diff, *bw.outputs],
         cancels=events,
         queue=False,
         **hidden,

@@ -83,3 +83,93 @@ def test_word_diff_marks_added_and_removed_words() -> None:
     assert ("blue", "-") in pairs and ("grey", "+") in pairs
     assert "".join(text for text, kind in pairs if kind != "-") == "The sky is grey today."
     assert word_diff("same", "same") == [("same", None)]
+
+
+class _Chunks:
+    """A backend whose chat streams ``pieces`` then a usage chunk, as TGI does."""
+
+    name = "fake"
+
+    def __init__(self, pieces: list[str], finish: str = "length") -> None:
+        self.pieces, self.finish = pieces, finish
+
+    def chat_completion(self, messages, *, stream: bool = False, **params):
+        from huggingface_hub import (
+            ChatCompletionStreamOutput,
+            ChatCompletionStreamOutputChoice,
+            ChatCompletionStreamOutputDelta,
+            ChatCompletionStreamOutputUsage,
+        )
+
+        def chunk(choices, usage=None):
+            return ChatCompletionStreamOutput(
+                choices=choices, created=0, id="1", model="m", system_fingerprint="", usage=usage
+            )
+
+        for n, piece in enumerate(self.pieces):
+            reason = self.finish if n == len(self.pieces) - 1 else None
+            delta = ChatCompletionStreamOutputDelta(role="assistant", content=piece)
+            yield chunk(
+                [ChatCompletionStreamOutputChoice(delta=delta, index=0, finish_reason=reason)]
+            )
+        n = len(self.pieces)
+        yield chunk([], ChatCompletionStreamOutputUsage(
+            completion_tokens=n, prompt_tokens=3, total_tokens=3 + n
+        ))  # fmt: skip
+
+
+def test_measured_run_reports_tokens_time_to_first_token_and_finish() -> None:
+    from components.compare_api import measured_run
+
+    *_, (text, _, facts) = measured_run(_Chunks(["Hel", "lo", "!"]), [], ChatForm())
+    assert text == "Hello!"
+    assert facts.tokens == 3 and facts.finish_reason == "length"
+    assert facts.ttft_ms is not None and facts.ttft_ms >= 0
+
+
+def test_run_targets_gives_one_result_per_target_a_failing_one_alone() -> None:
+    from components.compare_api import run_targets
+
+    jobs = [
+        PaneJob(_Chunks(["Hi", " there"], finish="stop"), [], ChatForm()),
+        PaneJob(None, [], ChatForm(), error="Could not connect to http://127.0.0.1:9"),
+    ]
+    good, bad = run_targets(jobs, ["local model", "http://127.0.0.1:9"], refresh_s=0.01)
+    assert good == {
+        "target": "local model", "text": "Hi there", "tokens": 2, "ttft_ms": good["ttft_ms"],
+        "tokens_per_s": good["tokens_per_s"], "finish_reason": "stop", "error": None,
+    }  # fmt: skip
+    assert bad["error"] == "Could not connect to http://127.0.0.1:9"
+    assert (bad["text"], bad["tokens"], bad["finish_reason"]) == ("", 0, None)
+
+
+def test_a_blind_deal_is_a_permutation_that_changes_between_rounds() -> None:
+    import random
+
+    from components.compare_blind import deal
+
+    rng = random.Random(7)
+    deals = [tuple(deal(4, rng)) for _ in range(30)]
+    assert all(sorted(order) == [0, 1, 2, 3] for order in deals)
+    assert len(set(deals)) > 5
+    assert {tuple(deal(2)) for _ in range(60)} == {(0, 1), (1, 0)}  # the real, unseeded one
+
+
+def test_a_blind_stats_line_names_nothing_before_the_vote() -> None:
+    from components.compare_blind import masked_line
+
+    failed = masked_line("Could not connect to http://10.0.0.7:8080", done=True)
+    assert "10.0.0.7" not in failed and "🔴" in failed
+    assert masked_line("", done=False) == "… answering"
+    assert "done" in masked_line("", done=True)
+
+
+def test_blind_vote_buttons_for_two_three_and_four_panes() -> None:
+    from components.compare_blind import vote_buttons
+
+    def shown(n):
+        return [label for label, visible in vote_buttons(n) if visible]
+
+    assert shown(2) == ["A better", "B better", "Tie", "Both bad"]
+    assert shown(3) == ["A best", "B best", "C best", "Tie", "All bad"]
+    assert shown(4) == ["A best", "B best", "C best", "D best", "Tie", "All bad"]
