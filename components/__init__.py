@@ -91,7 +91,7 @@ def build_ui(
         with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
             chat.render(backend, storage_secret=storage_secret, **options)
         with gr.Tab("Text generation", id="text-generation", elem_id="text-generation-tab"):
-            text_generation.render(backend, **options)
+            text_generation.render(backend, storage_secret=storage_secret, **options)
         with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
             compare.render(
                 backend,

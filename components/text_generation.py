@@ -14,7 +14,7 @@ from huggingface_hub import TextGenerationOutput, TextGenerationOutputDetails
 from backends import Backend
 from backends.errors import BackendError
 from components import connection as connection_panel
-from components import show_code
+from components import runs, show_code
 from components.common import (
     GENERATION_CONCURRENCY,
     GENERATION_CONCURRENCY_ID,
@@ -111,10 +111,12 @@ def render(
     providers: list[str],
     api_key_required: bool = False,
     visitors: Visitors | None = None,
+    storage_secret: str | None = None,
 ) -> None:
     """The text-generation tab's widgets and events (call inside a ``gr.Tab``). ``local``
     answers unless the tab's connection panel points at a remote endpoint; ``visitors``:
-    the per-visitor bounds and sign-in."""
+    the per-visitor bounds and sign-in; ``storage_secret``: encrypts the runs kept in the
+    browser (``components.runs``)."""
     visitors = visitors or Visitors()
     with gr.Row():
         with gr.Column(scale=3):
@@ -139,6 +141,7 @@ def render(
                     elem_id="tg-inspector",
                 )
             gr.Examples(examples().text_generation, inputs=prompt, label="Examples")
+            runs_slot = gr.Column()
             code_slot = gr.Column()
             with gr.Accordion("Watermark detector", open=False):
                 suspect = gr.Textbox(
@@ -194,6 +197,12 @@ def render(
     )
     events = [generate_btn.click(**event_args), prompt.submit(**event_args)]
     stop_btn.click(None, cancels=events, api_visibility="undocumented")
+    with runs_slot:  # each run kept in the browser, opened again from the list
+        runs.render(
+            events=events, prompt=prompt, connection=connection,
+            widgets=dict(zip(NAMES, panel.widgets, strict=True)),
+            shown=[output, finish, stats, inspector], secret=storage_secret,
+        )  # fmt: skip
 
     def detect(text, conn):
         backend = backend_for(conn, local) if conn is not None else local
