@@ -22,16 +22,17 @@ import gradio as gr
 
 from backends import Backend
 from backends.errors import BackendError
-from components import chat, compare_blind
+from components import chat, compare_blind, text_generation
 from components import connection as connection_panel
 from components.common import show_problem
 from components.connection import LOCAL, Connection, backend_for, signed_in
-from components.forms import ChatForm, optional_seed
+from components.forms import ChatForm, TextGenerationForm, optional_seed
 from components.visitors import Visitors
 from presets import DEFAULT_PRESET, presets
 
 MAX_PANES = 4
 PANE_NAMES = "ABCD"
+CHAT, TEXT = "Chat", "Text generation"  # the tab's modes
 REFRESH_S = 0.1  # how often the panes' progress is pushed to the page
 
 
@@ -51,7 +52,7 @@ class PaneJob:
     """What one pane asks: a backend (or the reason there is none), messages, parameters."""
 
     backend: Backend | None
-    messages: list[dict[str, str]]
+    messages: list[dict[str, str]] | str  # the prompt itself in text-generation mode
     form: ChatForm
     error: str = ""  # set when the pane could not even start (a bad target)
 
@@ -111,6 +112,27 @@ def stream_panes(
             thread.join(timeout=5)
 
 
+def complete(backend: Backend, prompt: str, form: ChatForm) -> Iterator[tuple[str, str]]:
+    """A text-generation pane: ``prompt`` continued (``text_generation``, no chat template)
+    with the pane's parameters — temperature 0 is greedy, top_p 1 is off — yielding
+    ``(continuation so far, stats line)``."""
+    sampled = bool(form.temperature)
+    tg = TextGenerationForm(
+        max_new_tokens=form.max_tokens,
+        do_sample=sampled,
+        temperature=form.temperature if sampled else None,
+        top_p=form.top_p if sampled and (form.top_p or 1) < 1 else None,
+        seed=form.seed,
+    )
+    stream = text_generation.run(backend, prompt, tg)
+    try:
+        for text, finish, line, _ in stream:
+            reason = finish.split(" — ")[0] if finish else ""
+            yield text, f"{line} · finish: {reason}" if reason else line
+    finally:
+        stream.close()
+
+
 _WORD = re.compile(r"\s+|[^\s]+")
 
 
@@ -157,6 +179,11 @@ def render(
         count = gr.Radio([2, 3, 4], value=2, label="Panes", scale=1, elem_id="compare-count")
         system = gr.Textbox(chat.DEFAULT_SYSTEM_PROMPT, label="System prompt", scale=3)
         blind = compare_blind.checkbox()
+        mode = gr.Radio(
+            [CHAT, TEXT], value=CHAT, label="Mode", scale=1, elem_id="compare-mode",
+            info="Text generation: each pane continues the prompt (no chat template, no "
+            "system prompt; every send starts afresh)",
+        )  # fmt: skip
     panes: list[dict] = []
     with gr.Row(equal_height=False):
         for i in range(MAX_PANES):
@@ -212,26 +239,34 @@ def render(
     chatbots = [pane["chatbot"] for pane in panes]
     stats_lines = [pane["stats"] for pane in panes]
 
-    def add_user(text: str, n: int, blind_on: bool, *histories):
+    def add_user(text: str, n: int, blind_on: bool, how: str, *histories):
         if not text or not text.strip():
             show_problem("Type a message first.", title="Empty message")
             return [text or "", *[gr.skip()] * MAX_PANES]
-        # A blind round is one message: the panes are dealt anew, so each starts empty.
+        # A blind round is one message: the panes are dealt anew, so each starts empty; so
+        # does a text-generation prompt (a continuation has no conversation).
+        fresh = blind_on or how == TEXT
         updated = [
-            ([] if blind_on else list(h or [])) + [{"role": "user", "content": text}]
+            ([] if fresh else list(h or [])) + [{"role": "user", "content": text}]
             if i < int(n)
             else gr.skip()
             for i, h in enumerate(histories)
         ]
         return ["", *updated]
 
-    inputs = [count, system, blind]
+    inputs = [count, system, blind, mode]
     for pane in panes:
         inputs += [pane["panel"].state, pane["chatbot"], *pane["params"]]
     per_pane = 2 + len(panes[0]["params"])
 
     def respond(
-        request: gr.Request, oauth: gr.OAuthToken | None, n, system_prompt, blind_on, *values
+        request: gr.Request,
+        oauth: gr.OAuthToken | None,
+        n,
+        system_prompt,
+        blind_on,
+        how,
+        *values,
     ):
         n = int(n)
         groups = [values[i * per_pane : (i + 1) * per_pane] for i in range(MAX_PANES)][:n]
@@ -254,13 +289,18 @@ def render(
             )
             try:
                 backend = backend_for(signed_in(conn, oauth), local)
-                jobs.append(PaneJob(backend, chat.to_messages(history, system_prompt or ""), form))
+                if how == TEXT:
+                    asked = chat.message_text(history[-1]["content"]) if history else ""
+                    jobs.append(PaneJob(backend, asked, form))
+                else:
+                    messages = chat.to_messages(history, system_prompt or "")
+                    jobs.append(PaneJob(backend, messages, form))
             except BackendError as exc:
                 jobs.append(PaneJob(None, [], form, error=exc.user_message()))
         blind_out = compare_blind.start_outputs() if blind_on else [gr.skip()] * len(bw.outputs)
         try:
             with visitors.hold(request):  # one compare run counts as one generation
-                for states in stream_panes(jobs):
+                for states in stream_panes(jobs, run=complete if how == TEXT else chat.run):
                     out: list = []
                     for i in range(MAX_PANES):
                         if i >= n:
@@ -298,7 +338,7 @@ def render(
     for trigger in (prompt.submit, send.click):
         added = trigger(
             add_user,
-            [prompt, count, blind, *chatbots],
+            [prompt, count, blind, mode, *chatbots],
             [prompt, *chatbots],
             concurrency_limit=None,
             show_progress="hidden",

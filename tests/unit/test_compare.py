@@ -173,3 +173,17 @@ def test_blind_vote_buttons_for_two_three_and_four_panes() -> None:
     assert shown(2) == ["A better", "B better", "Tie", "Both bad"]
     assert shown(3) == ["A best", "B best", "C best", "Tie", "All bad"]
     assert shown(4) == ["A best", "B best", "C best", "D best", "Tie", "All bad"]
+
+
+def test_text_generation_panes_continue_the_prompt_on_the_local_model(local_backend) -> None:
+    """Two local panes in text-generation mode, greedy: each continues the raw prompt (no
+    chat template) exactly as the text-generation endpoint does, with a finish reason."""
+    from components.compare import complete
+
+    prompt = "The capital of France is"
+    form = ChatForm(max_tokens=6, temperature=0.0, top_p=1.0)
+    jobs = [PaneJob(local_backend, prompt, form), PaneJob(local_backend, prompt, form)]
+    *_, last = stream_panes(jobs, run=complete)
+    expected = local_backend.text_generation(prompt, max_new_tokens=6, do_sample=False)
+    assert [state.text for state in last] == [expected, expected]
+    assert all(state.line.endswith("finish: length") and not state.error for state in last)
