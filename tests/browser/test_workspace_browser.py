@@ -301,3 +301,22 @@ def test_rename_delete_and_clear_all_with_confirmation(page: Page) -> None:
     page.reload()
     ready(page)
     expect(conversation_list(page).locator("label")).to_have_count(0)
+
+
+def test_a_code_block_is_highlighted_with_a_copy_button(page: Page, tmp_path: Path) -> None:
+    ready(page)
+    reply = "Here:\n\n```python\nfor i in range(3):\n    print(i)\n```\n\nDone."
+    record = {"id": "code1", "title": "Code", "messages": [
+        {"role": "user", "content": "A Python loop, please."},
+        {"role": "assistant", "content": reply},
+    ]}  # fmt: skip
+    path = tmp_path / "code.json"
+    path.write_text(json.dumps({
+        "format": "inference-playground.conversations", "version": 1, "conversations": [record]
+    }))  # fmt: skip
+    import_file(page, path)
+    code = chat_log(page).locator("pre").first
+    expect(code).to_contain_text("for i in range(3):")
+    expect(code.locator("span.token, span[class]").first).to_be_visible()  # highlighted
+    block = code.locator("xpath=..")  # the code block: its copy button sits beside the pre
+    expect(block.locator("button").first).to_be_visible()
