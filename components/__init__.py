@@ -6,7 +6,7 @@ import gradio as gr
 
 from backends import Backend
 from backends.tasks import GROUPS
-from components import chat, compare, tasks, text_generation
+from components import chat, compare, sweep, tasks, text_generation
 from components.common import render_status
 from components.connection import DefaultEndpoint, configure_default
 from components.visitors import Visitors
@@ -94,6 +94,8 @@ def build_ui(
             text_generation.render(backend, **options)
         with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
             compare.render(backend, providers=options["providers"], visitors=visitors)
+        with gr.Tab("Sweep", id="sweep", elem_id="sweep-tab"):
+            sweep.render(backend, **options)
         task_options = dict(providers=options["providers"])
         for group, elem_id in TASK_TABS.items():
             with gr.Tab(GROUPS[group], id=group, elem_id=elem_id):
