@@ -2,17 +2,19 @@
 CSV), run on 1–4 targets × lists of parameter values, every cell streamed into a results
 table with its tokens, time to first token, tok/s, finish reason, error and checks.
 
-The logic is plain Python: ``sweep_grid`` (template, grid, limits, checks, summary,
-export), ``sweep_run`` (the bounded thread pool, Stop) and ``sweep_code`` (Show code).
+The logic is plain Python: ``sweep_grid`` (template, grid, limits), ``sweep_inputs``
+(widget and API values → cells, targets), ``sweep_results`` (checks, summary, export),
+``sweep_run`` (the bounded thread pool, Stop) and ``sweep_code`` (Show code).
 This module lays out the widgets, wires the events and exposes the Gradio API endpoint
 ``/sweep``.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from components.common import (
     show_problem,
     to_gradio_error,
 )
-from components.connection import DEFAULT, LOCAL, Connection, api_connection, backend_for, signed_in
+from components.connection import LOCAL, Connection, api_connection, signed_in
 from components.sweep_code import gradio_client_call, python_loop
 from components.sweep_grid import (
     DEFAULT_CONCURRENCY,
@@ -40,16 +42,25 @@ from components.sweep_grid import (
     MAX_TARGETS,
     MIN_CONCURRENCY,
     Cell,
-    Checks,
     SweepError,
     check_concurrency,
-    expand,
+    rows_from_csv,
+    template_variables,
+)
+from components.sweep_inputs import (
+    TOKEN_LIMIT,
+    backends_for,
+    optional_number,
+    plan,
+    rows_csv_text,
+    rows_of_grid,
+    sweep_seed,
+)
+from components.sweep_results import (
+    Checks,
     flat_rows,
     pass_rates,
-    rows_from_csv,
-    rows_from_table,
     speed_by_target,
-    template_variables,
     to_csv,
     to_json,
 )
@@ -61,105 +72,25 @@ DEFAULT_TEMPLATE = "Write one short sentence about {{topic}}."
 DEFAULT_ROWS = pd.DataFrame({"topic": ["the sea", "a city at night"]})
 SUMMARY_COLUMNS = ["by", "value", "cells", "passed", "pass rate %"]
 SPEED_COLUMNS = ["target", "total_ms", "ttft_ms", "tok_s"]
-TOKEN_LIMIT = 4096
 TARGET_NAMES = "ABCD"
-
-
-def target_label(connection: Connection | None) -> str:
-    """The ``target`` column's text: "local", the default endpoint or what was typed."""
-    if connection is None or connection.mode == LOCAL:
-        return "local"
-    if connection.mode == DEFAULT:
-        default = connection_panel.default_endpoint()
-        return f"default: {default.url}" if default is not None else "default"
-    endpoint = connection.endpoint.strip() or "(no endpoint)"
-    return endpoint + (f" · {connection.model.strip()}" if connection.model.strip() else "")
-
-
-def unique(labels: list[str]) -> list[str]:
-    """Labels made distinct ("local", "local (2)") so each target keeps its own rows."""
-    out: list[str] = []
-    for label in labels:
-        name, n = label, 1
-        while name in out:
-            n += 1
-            name = f"{label} ({n})"
-        out.append(name)
-    return out
-
-
-def plan(
-    template: str,
-    rows: list[dict],
-    connections: list[Connection],
-    *,
-    temperature: Any,
-    max_tokens: Any,
-    top_p: Any,
-    seed: int | None,
-    system_prompt: str,
-) -> list[Cell]:
-    """The sweep's cells (``sweep_grid.expand``) from the raw parameter lists."""
-    from components.sweep_grid import parse_values
-
-    return expand(
-        template,
-        rows,
-        unique([target_label(c) for c in connections]),
-        temperatures=parse_values(temperature, "temperature", float, 0, 2),
-        max_tokens=parse_values(max_tokens, "max_tokens", int, 1, TOKEN_LIMIT),
-        top_ps=parse_values(top_p, "top_p", float, 0.01, 1),
-        seed=seed,
-        system_prompt=system_prompt,
-    )
-
-
-def backends_for(connections: list[Connection], local: Backend) -> list[Backend | BackendError]:
-    """Each target's backend, or the reason it has none (filled into its cells)."""
-    out: list[Backend | BackendError] = []
-    for connection in connections:
-        try:
-            out.append(backend_for(connection, local))
-        except BackendError as exc:
-            out.append(exc)
-    return out
-
-
-def optional_number(value: Any, name: str, *, minimum: float) -> float | None:
-    """A number box where empty (or 0 for the latency limit, -1 for the seed) means off."""
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise SweepError(f"`{name}` must be a number (got {str(value)[:40]!r}).") from None
-    if not math.isfinite(number):
-        raise SweepError(f"`{name}` must be a finite number.")
-    return number if number >= minimum else None
-
-
-def sweep_seed(value: Any) -> int | None:
-    number = optional_number(value, "seed", minimum=0)
-    if number is not None and (not number.is_integer() or number > 2**63 - 1):
-        raise SweepError("`seed` must be a whole number from 0 (or -1 for random).")
-    return None if number is None else int(number)
 
 
 def frame(columns: list[str], rows: list[list[Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def speed_frame(rows: list[list[Any]]) -> pd.DataFrame:
+    """The plots' data: numeric columns even when empty or missing a value, so the bar
+    plots draw a quantitative axis (an empty object column would make it categorical);
+    their ``y_lim`` starts at 0 (Gradio's default domain is [min, max]: one target's bar
+    would have no height)."""
+    speed = frame(SPEED_COLUMNS, rows)
+    return speed.astype({name: "float64" for name in SPEED_COLUMNS[1:]})
+
+
 def results_frame(records: list[dict]) -> pd.DataFrame:
     columns, rows = flat_rows(records)
     return frame(columns, rows)
-
-
-def rows_of_grid(value: Any) -> list[dict]:
-    """The variables grid's rows (blank ones left out), by column name."""
-    grid = pd.DataFrame(value if value is not None else {}).fillna("")
-    return rows_from_table([str(c) for c in grid.columns], grid.astype(str).values.tolist())
 
 
 def write_export(records: list[dict], kind: str) -> str:
@@ -248,18 +179,22 @@ def render(
         label="Results", interactive=False, wrap=True, max_height=520, elem_id="sweep-results"
     )
     records = gr.State([])
+    # The sweep each browser session runs now, by session: Stop sets its event, and the
+    # sweep itself ends with a last "Stopped" update (a cancelled event would leave the
+    # page with whatever update came last, racing the Stop button's own).
+    stops: dict[str, threading.Event] = {}
     with gr.Row(equal_height=False):
         summary = gr.Dataframe(
             frame(SUMMARY_COLUMNS, []), label="Pass rate per target and parameter value",
             interactive=False, elem_id="sweep-summary",
         )  # fmt: skip
         latency_plot = gr.BarPlot(
-            frame(SPEED_COLUMNS, []), x="target", y="total_ms", title="Mean latency (ms)",
-            elem_id="sweep-latency-plot",
+            speed_frame([]), x="target", y="total_ms", title="Mean latency (ms)",
+            y_lim=[0, None], elem_id="sweep-latency-plot",
         )  # fmt: skip
         speed_plot = gr.BarPlot(
-            frame(SPEED_COLUMNS, []), x="target", y="tok_s", title="Mean tok/s",
-            elem_id="sweep-speed-plot",
+            speed_frame([]), x="target", y="tok_s", title="Mean tok/s",
+            y_lim=[0, None], elem_id="sweep-speed-plot",
         )  # fmt: skip
     with gr.Row():
         export_csv = gr.Button("Export CSV", size="sm", elem_id="sweep-export-csv")
@@ -317,40 +252,52 @@ def render(
             show_problem(exc.user_message(), title="Cannot run this sweep")
             yield [gr.skip()] * outputs
             return
-        last_done = -1
+        last_done, session = -1, request.session_hash or ""
+        stops[session] = stop = threading.Event()
         try:
             with visitors.hold(request):  # one sweep counts as one generation
                 sweep = run_sweep(
-                    cells, backends_for(connections, local), checks=compiled, concurrency=conc
-                )
+                    cells, backends_for(connections, local), checks=compiled,
+                    concurrency=conc, stop=stop,
+                )  # fmt: skip
                 final: Progress | None = None
-                for final in sweep:
-                    changed = final.done != last_done
-                    last_done = final.done
-                    yield summary_outputs(final, changed=changed, finished=False)
+                with closing(sweep):  # a page gone mid-sweep closes every cell's stream too
+                    for final in sweep:
+                        changed = final.done != last_done
+                        last_done = final.done
+                        yield summary_outputs(final, changed=changed, finished=False)
                 if final is not None:
                     yield summary_outputs(final, changed=True, finished=True)
         except BackendError as exc:
             show_error(exc)
             yield [gr.skip()] * outputs
+        finally:
+            if stops.get(session) is stop:
+                del stops[session]
 
     def summary_outputs(progress_: Progress, *, changed: bool, finished: bool) -> list:
         table = results_frame(progress_.records)
         if not changed:
             return [progress_.line(), table, progress_.records] + [gr.skip()] * 4
-        speed = frame(SPEED_COLUMNS, speed_by_target(progress_.records))
+        speed = speed_frame(speed_by_target(progress_.records))
         return [
             progress_.line(finished=finished), table, progress_.records,
             frame(SUMMARY_COLUMNS, pass_rates(progress_.records)), speed, speed,
             gr.skip(),
         ]  # fmt: skip
 
-    run_event = run_btn.click(
+    run_btn.click(
         run, form, [progress, results, records, summary, latency_plot, speed_plot, download],
         concurrency_limit=GENERATION_CONCURRENCY, concurrency_id=GENERATION_CONCURRENCY_ID,
         show_progress="hidden", **hidden,
     )  # fmt: skip
-    stop_btn.click(None, cancels=[run_event], **hidden)
+
+    def stop_sweep(request: gr.Request) -> None:
+        stop = stops.get(request.session_hash or "")
+        if stop is not None:
+            stop.set()
+
+    stop_btn.click(stop_sweep, queue=False, **hidden)
 
     def export(kind: str):
         def handler(rows: list[dict]):
@@ -377,7 +324,7 @@ def render(
         (template_, system_, _, temps, tokens, tops, seed_, *_rest) = values
         loop = python_loop(cells, targets, template=template_, system_prompt=system_ or "")
         local_only = all(c.mode == LOCAL for c in connections)
-        arguments = dict(template=template_, rows_csv=_rows_csv(cells), temperature=temps,
+        arguments = dict(template=template_, rows_csv=rows_csv_text(cells), temperature=temps,
                          max_tokens=tokens, top_p=tops, concurrency=conc)  # fmt: skip
         if system_:
             arguments["system_prompt"] = system_
@@ -442,10 +389,11 @@ def render(
                 optional_number(max_ms, "max_ms", minimum=1e-9),
             ).compiled()  # fmt: skip
             width = check_concurrency(concurrency)
-            with visitors.hold(request):
-                for progress_ in run_sweep(
-                    cells, backends_for(connections, local), checks=compiled, concurrency=width
-                ):
+            sweep = run_sweep(
+                cells, backends_for(connections, local), checks=compiled, concurrency=width
+            )
+            with visitors.hold(request), closing(sweep):
+                for progress_ in sweep:
                     yield progress_.records
         except BackendError as exc:
             raise to_gradio_error(exc) from None
@@ -456,21 +404,3 @@ def render(
         concurrency_limit=GENERATION_CONCURRENCY,
         concurrency_id=GENERATION_CONCURRENCY_ID,
     )
-
-
-def _rows_csv(cells: list[Cell]) -> str:
-    """The sweep's rows as CSV text (the ``/sweep`` API's ``rows_csv``)."""
-    import csv
-    import io
-
-    rows: dict[int, dict] = {}
-    for cell in cells:
-        rows.setdefault(cell.row, cell.variables)
-    names = list(dict.fromkeys(n for row in rows.values() for n in row))
-    if not names:
-        return ""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows([[row.get(n, "") for n in names] for row in rows.values()])
-    return out.getvalue()

@@ -2,8 +2,9 @@
 streamed through its target's backend and measured (tokens, time to first token, tok/s,
 finish reason), checked, and the whole grid's state yielded as it changes.
 
-Closing ``run_sweep`` (Stop) cancels the cells not started and closes every open stream
-(the local engine frees their slots, remote HTTP streams are closed); a target that fails
+Stop (an event set, or closing ``run_sweep``) cancels the cells not started and closes
+every open stream (the local engine frees their slots, remote HTTP streams are closed); a
+target that fails
 fills its own cells' error column while the others go on. Local cells run concurrently on
 the local engine, which batches them.
 """
@@ -19,7 +20,8 @@ from typing import Any
 
 from backends import Backend
 from components.common import TICK, with_ticks
-from components.sweep_grid import Cell, CellResult, Checks, CompiledChecks, error_text
+from components.sweep_grid import Cell
+from components.sweep_results import CellResult, Checks, CompiledChecks, error_text
 
 REFRESH_S = 0.25  # how often the grid's state is pushed to the page
 TICK_S = 0.2  # how often a cell waiting for a token looks at Stop
@@ -35,6 +37,7 @@ class Progress:
     failed: int
     max_running: int  # the most cells that ran at once
     elapsed_s: float
+    stopped: bool = False  # Stop ended the sweep (this is its last progress)
 
     @property
     def total(self) -> int:
@@ -42,6 +45,8 @@ class Progress:
 
     def line(self, *, finished: bool = False) -> str:
         """E.g. "12/36 cells · 4 running · 1 failed · 3.2 s"."""
+        if self.stopped:
+            return f"⏹ Stopped: {self.done}/{self.total} cells finished · {self.elapsed_s:.1f} s"
         parts = [f"{self.done}/{self.total} cells"]
         if self.running:
             parts.append(f"{self.running} running")
@@ -62,12 +67,13 @@ def run_cell(
     started = time.perf_counter()
     first = last = None
     deltas, text, finish, usage = 0, "", None, None
-    ticker = None
+    ticker, interrupted = None, False
     try:
         stream = backend.chat_completion(cell.messages, **cell.keywords, stream=True)
         ticker = with_ticks(stream, interval=TICK_S)
         for chunk in ticker:
             if stop.is_set():
+                interrupted = True
                 break
             if chunk is TICK:
                 continue
@@ -82,7 +88,7 @@ def run_cell(
                     with lock:
                         result.output = text
             usage = chunk.usage or usage
-        error = "stopped" if stop.is_set() else ""
+        error = ""
     except Exception as exc:  # one cell (one target) never takes the sweep down
         error = error_text(exc)
     finally:
@@ -100,7 +106,7 @@ def run_cell(
         result.finish_reason = finish or ""
         result.error = error
         result.checks = checks.evaluate(text, result.total_ms) if not error else {}
-        result.state = "failed" if error else "done"
+        result.state = "stopped" if interrupted else ("failed" if error else "done")
 
 
 def run_sweep(
@@ -110,23 +116,27 @@ def run_sweep(
     checks: CompiledChecks | None = None,
     concurrency: int = 4,
     refresh_s: float = REFRESH_S,
+    stop: threading.Event | None = None,
     cell_runner=run_cell,
 ) -> Iterator[Progress]:
     """Run ``cells`` (``backends[cell.target]``; an exception there is that target's
     failure, set on its cells without running them), ``concurrency`` at a time. Yields the
-    progress every ``refresh_s`` while cells run, and once more at the end. Closing this
-    generator stops the sweep."""
+    progress every ``refresh_s`` while cells run, and once more at the end.
+
+    Setting ``stop`` (Stop) closes every open stream, runs no further cell and ends with
+    a last progress (``stopped``) where the unfinished cells are marked stopped. Closing
+    this generator stops the sweep the same way, without that last progress."""
     checks = checks or Checks().compiled()
     results = [CellResult(cell) for cell in cells]
     lock = threading.Lock()
-    stop = threading.Event()
+    stop = stop or threading.Event()
     started = time.perf_counter()
     running = [0, 0]  # now, most at once
 
     def work(result: CellResult) -> None:
         with lock:
             if stop.is_set():
-                result.state, result.error = "failed", "stopped"
+                result.state = "stopped"
                 return
             result.state = "running"
             running[0] += 1
@@ -137,13 +147,14 @@ def run_sweep(
             with lock:
                 running[0] -= 1
 
-    def snapshot() -> Progress:
+    def snapshot(stopped: bool = False) -> Progress:
         with lock:
             records = [replace(r, checks=dict(r.checks)).record() for r in results]
             done = sum(r.finished for r in results)
             failed = sum(r.state == "failed" for r in results)
             now, most = running
-        return Progress(records, done, now, failed, most, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return Progress(records, done, now, failed, most, elapsed, stopped)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="sweep")
     futures = []
@@ -155,8 +166,16 @@ def run_sweep(
             futures.append(pool.submit(work, result))
     try:
         while not all(future.done() for future in futures):
+            if stop.is_set():
+                pool.shutdown(wait=True, cancel_futures=True)  # the open streams are closed
+                with lock:
+                    for result in results:
+                        if not result.finished:
+                            result.state = "stopped"
+                yield snapshot(stopped=True)
+                return
             yield snapshot()
-            time.sleep(refresh_s)
+            stop.wait(refresh_s)
         yield snapshot()
     finally:
         stop.set()

@@ -1,12 +1,13 @@
 """The Sweep tab in Chromium on the real app and its local model: a CSV upload fills the
 variables table, a 2 rows × 3 temperatures sweep fills six result rows, and the exported
-CSV holds the same rows as the table."""
+CSV holds the same rows as the table; Stop ends a running sweep and its streams."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -69,3 +70,34 @@ def test_a_two_by_three_sweep_fills_six_rows_and_exports_them(
         assert float(shown["temperature"]) == float(saved["temperature"])
         assert _words(shown["output"]) == _words(saved["output"])
     page.screenshot(path=str(artifacts_dir / "sweep-2x3.png"), full_page=True)
+
+
+def test_stop_ends_a_running_sweep_and_frees_the_engine(page: Page, app_server) -> None:
+    page.get_by_role("tab", name="Sweep").click()
+    _fill(page, "sweep-template", "Write a very long story about {{topic}}.")
+    _fill(page, "sweep-max-tokens", "1500")
+    _fill(page, "sweep-temperature", "0, 0.7, 1.2")
+    page.locator("#sweep-run").click()
+    # A running cell has streamed some text (2 rows × 3 temperatures, 4 at once).
+    page.wait_for_function(
+        f"""() => {{
+          const head = ({TABLE_HEAD})(), rows = ({TABLE_ROWS})();
+          const [output, finish] = [head.indexOf('output'), head.indexOf('finish_reason')];
+          return rows.some((cells) => cells[finish] === 'running' && cells[output] !== '');
+        }}""",
+        timeout=TIMEOUT_MS,
+        polling=100,
+    )
+    page.locator("#sweep-stop").click()
+    expect(page.locator("#sweep-progress")).to_contain_text("⏹ Stopped", timeout=TIMEOUT_MS)
+    head = page.evaluate(TABLE_HEAD)
+    finishes = [
+        dict(zip(head, cells, strict=True))["finish_reason"] for cells in page.evaluate(TABLE_ROWS)
+    ]
+    assert len(finishes) == 6 and "stopped" in finishes and "running" not in finishes
+    # Every stream the sweep had open is closed: nothing runs or waits on the engine.
+    deadline = time.monotonic() + 60
+    while (counts := app_server.metrics())["playground_running"] or counts["playground_waiting"]:
+        assert time.monotonic() < deadline, f"streams left open after Stop: {counts}"
+        time.sleep(0.1)  # polling the engine's gauges, bounded by the deadline above
+    expect(page.locator("#sweep-progress")).not_to_contain_text("✅")

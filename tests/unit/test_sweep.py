@@ -24,22 +24,19 @@ from huggingface_hub import (
 
 from backends.errors import UnavailableError
 from components.snippets import Target
-from components.sweep import plan, rows_of_grid, target_label, unique
 from components.sweep_code import python_loop
 from components.sweep_grid import (
     MAX_CELLS,
-    Checks,
     SweepError,
     check_concurrency,
     expand,
     fill,
     parse_values,
-    pass_rates,
     rows_from_csv,
     template_variables,
-    to_csv,
-    to_json,
 )
+from components.sweep_inputs import plan, rows_of_grid, target_label, unique
+from components.sweep_results import Checks, pass_rates, to_csv, to_json
 from components.sweep_run import run_sweep
 
 TEMPLATE = "Write a {{style}} about {{ topic }}."
@@ -260,8 +257,8 @@ def test_every_cell_runs_with_bounded_concurrency_and_is_measured() -> None:
     seen_running = 0
     for progress in run_sweep(cells, [backend], concurrency=3, refresh_s=0.01):
         seen_running = max(seen_running, progress.running)
-        if progress.running == 3:
-            gate.set()  # three at once, no more: let them finish
+        if backend.open == 3:
+            gate.set()  # three streams open at once, no more: let them finish
         final = progress
     assert seen_running == 3 and backend.most_open == 3 and final.max_running == 3
     assert final.done == 8 and final.failed == 0 and len(backend.calls) == 8
@@ -376,3 +373,36 @@ def test_show_code_loop_is_valid_python_and_reproduces_the_sweep(tmp_path) -> No
     assert bodies[0]["messages"][0]["content"] == "Be 'brief'.\n"
     assert bodies[0]["max_tokens"] == 4 and bodies[0]["temperature"] == 0.0
     assert bodies[3]["path"] == "/v1/chat/completions" and bodies[3]["model"] == "m"
+
+
+def test_the_stop_event_ends_with_a_last_progress_marking_what_was_left() -> None:
+    class Slow(FakeBackend):
+        def _chunks(self):
+            with self.lock:
+                self.open += 1
+            try:
+                for i in range(10_000):  # never finishes by itself
+                    yield _chunk(f"w{i} ")
+                    threading.Event().wait(0.01)
+            finally:
+                with self.lock:
+                    self.open -= 1
+                    self.closed += 1
+
+    backend, stop = Slow(), threading.Event()
+    cells = _cells(temperatures=(0.0, 0.5, 1.0))  # 6 cells
+    progresses = []
+    for progress in run_sweep(cells, [backend], concurrency=2, refresh_s=0.01, stop=stop):
+        progresses.append(progress)
+        if any(r["output"] for r in progress.records):
+            stop.set()  # Stop, once a cell has text
+    last = progresses[-1]
+    assert last.stopped and last.line().startswith("⏹ Stopped: 0/6 cells finished")
+    assert [r["finish_reason"] for r in last.records] == ["stopped"] * 6
+    assert last.records[0]["output"] and last.records[0]["passed"] is None
+    closed = threading.Event()
+    for _ in range(200):  # each stream is closed by its reader after its current chunk
+        if backend.closed == 2:
+            break
+        closed.wait(0.05)
+    assert backend.closed == 2 and backend.open == 0 and len(backend.calls) == 2
