@@ -199,8 +199,8 @@ def render(
     with gr.Row():
         export_csv = gr.Button("Export CSV", size="sm", elem_id="sweep-export-csv")
         export_json = gr.Button("Export JSON", size="sm", elem_id="sweep-export-json")
-        download = gr.File(label="Download", interactive=False, elem_id="sweep-download")
-    with gr.Accordion("Show code", open=False):
+        download = gr.File(label="Download", interactive=False, height=90, elem_id="sweep-download")
+    with gr.Accordion("Show code", open=False, elem_id="sweep-show-code"):
         code_btn = gr.Button("Show code for this sweep", size="sm", elem_id="sweep-code-btn")
         with gr.Tabs():
             with gr.Tab("Python (InferenceClient)"):

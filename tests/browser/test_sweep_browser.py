@@ -1,6 +1,7 @@
 """The Sweep tab in Chromium on the real app and its local model: a CSV upload fills the
-variables table, a 2 rows × 3 temperatures sweep fills six result rows, and the exported
-CSV holds the same rows as the table; Stop ends a running sweep and its streams."""
+variables table, a 2 rows × 3 temperatures sweep fills six result rows, the exported CSV
+holds the same rows as the table and Show code gives valid Python; Stop ends a running
+sweep and its streams."""
 
 from __future__ import annotations
 
@@ -69,6 +70,22 @@ def test_a_two_by_three_sweep_fills_six_rows_and_exports_them(
             assert shown[column] == saved[column], column
         assert float(shown["temperature"]) == float(saved["temperature"])
         assert _words(shown["output"]) == _words(saved["output"])
+
+    # Show code: the Python loop for this sweep, valid Python naming this app's API.
+    page.locator("#sweep-show-code").get_by_text("Show code", exact=True).click()
+    page.locator("#sweep-code-btn").click()
+    code = page.locator("#sweep-code .cm-content")
+    expect(code).to_contain_text("InferenceClient", timeout=TIMEOUT_MS)
+    # The whole document from CodeMirror's state: it draws only the lines near the viewport.
+    source = page.evaluate(
+        """() => {
+          const content = document.querySelector('#sweep-code .cm-content');
+          return (content.cmTile || content.cmView).view.state.doc.toString();
+        }"""
+    )
+    compile(source, "sweep.py", "exec")
+    assert "'topic': 'a forest'" in source and "/api" in source
+    assert source.rstrip().endswith('print(f"{len(results)} cells written to sweep.csv")')
     page.screenshot(path=str(artifacts_dir / "sweep-2x3.png"), full_page=True)
 
 
