@@ -60,9 +60,21 @@ class Checks:
         return CompiledChecks(self, pattern, schema)
 
 
-def _schema_problem(schema: Any) -> str | None:
-    import jsonschema
+def _jsonschema():
+    """The optional ``jsonschema`` package (a dev requirement, not a runtime one)."""
+    try:
+        import jsonschema
+    except ImportError:
+        raise SweepError(
+            "Checking answers against a JSON schema needs the jsonschema package.",
+            hint="pip install jsonschema==4.26.0, or leave the schema empty to check only "
+            "that each answer is valid JSON.",
+        ) from None
+    return jsonschema
 
+
+def _schema_problem(schema: Any) -> str | None:
+    jsonschema = _jsonschema()
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -109,8 +121,7 @@ class CompiledChecks:
 
 
 def _valid_against(value: Any, schema: Any) -> bool:
-    import jsonschema
-
+    jsonschema = _jsonschema()
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError:

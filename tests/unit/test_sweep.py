@@ -211,6 +211,14 @@ def test_checks() -> None:
         Checks(json_schema='{"type": 5}').compiled()
 
 
+def test_a_schema_check_without_jsonschema_says_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # not installed
+    with pytest.raises(SweepError, match="needs the jsonschema package") as info:
+        Checks(json_schema='{"type": "object"}').compiled()
+    assert "pip install jsonschema" in info.value.user_message()
+    assert Checks(json_valid=True).compiled().evaluate("{}", 1) == {"json": True}
+
+
 def _records(cells, outputs, errors=None):
     records = []
     for i, (cell, output) in enumerate(zip(cells, outputs, strict=True)):
