@@ -33,7 +33,7 @@ from components.common import (
     show_problem,
     to_gradio_error,
 )
-from components.connection import LOCAL, Connection, api_connection, signed_in
+from components.connection import LOCAL, REMOTE, Connection, api_connection, signed_in
 from components.sweep_code import gradio_client_call, python_loop
 from components.sweep_grid import (
     DEFAULT_CONCURRENCY,
@@ -49,6 +49,7 @@ from components.sweep_grid import (
 )
 from components.sweep_inputs import (
     TOKEN_LIMIT,
+    api_targets,
     backends_for,
     optional_number,
     plan,
@@ -323,16 +324,22 @@ def render(
         ]
         (template_, system_, _, temps, tokens, tops, seed_, *_rest) = values
         loop = python_loop(cells, targets, template=template_, system_prompt=system_ or "")
-        local_only = all(c.mode == LOCAL for c in connections)
-        arguments = dict(template=template_, rows_csv=rows_csv_text(cells), temperature=temps,
+        arguments = dict(template=template_, rows_csv=rows_csv_text(cells),
+                         targets=api_targets(connections), temperature=temps,
                          max_tokens=tokens, top_p=tops, concurrency=conc)  # fmt: skip
         if system_:
             arguments["system_prompt"] = system_
-        via_api = gradio_client_call(origin, arguments) if local_only else (
-            "# The /sweep API takes targets by name (`targets=\"local\\n<endpoint>\"`,\n"
-            "# with `provider`, `model`, `token`); see the README's Gradio API section.\n"
-            + gradio_client_call(origin, {**arguments, "targets": "local"})
+        remote = [c for c in connections if c.mode == REMOTE]
+        if remote and remote[0].provider not in ("", "auto"):
+            arguments["provider"] = remote[0].provider
+        if remote and remote[0].model.strip():
+            arguments["model"] = remote[0].model.strip()
+        note = (
+            "# Remote targets share `provider`, `model` and `token` (add\n"
+            '# token=os.environ["HF_TOKEN"] where they need one).\n'
+            if remote else ""
         )  # fmt: skip
+        via_api = note + gradio_client_call(origin, arguments)
         return loop, via_api
 
     code_btn.click(show, form, [code, api_code], api_visibility="private")
@@ -342,7 +349,7 @@ def render(
         oauth: gr.OAuthToken | None,
         template: str,
         rows_csv: str = "",
-        targets: str = "local",
+        targets: str = "",
         temperature: str = "0",
         max_tokens: str = "64",
         top_p: str = "1",
@@ -361,14 +368,17 @@ def render(
         """Run a sweep: `template` with {{variables}} filled from `rows_csv` (CSV text, the
         header row names the variables), on each of `targets` (one per line: "local", a Hub
         model id or an endpoint URL; `provider`, `model` and `token` apply to the remote
-        ones) with every combination of `temperature`, `max_tokens` and `top_p` (each a
+        ones; "default" or empty: the operator's default endpoint if set, else the local
+        model) with every combination of `temperature`, `max_tokens` and `top_p` (each a
         comma-separated list). Optional checks: `contains`, `regex`, `json_valid`,
         `json_schema`, `max_ms`. Streams the result rows so far (one dict per cell)."""
         try:
             names = [line.strip() for line in api_text(targets, "targets").splitlines()]
-            names = [name for name in names if name] or ["local"]
+            names = [name for name in names if name] or ["default"]
             if len(names) > MAX_TARGETS:
                 raise SweepError(f"At most {MAX_TARGETS} targets (got {len(names)}).")
+            # "default" is api_connection's empty endpoint: the operator's, else local.
+            names = ["" if name.lower() == "default" else name for name in names]
             connections = [api_connection(name, provider, model, token, oauth) for name in names]
             texts = {
                 name: api_text(value, name)

@@ -68,6 +68,13 @@ def plan(
     )
 
 
+def api_targets(connections: list[Connection]) -> str:
+    """The ``/sweep`` API's ``targets`` for these connections: one per line, "local",
+    "default" (the operator's endpoint) or the endpoint typed."""
+    names = {LOCAL: "local", DEFAULT: "default"}
+    return "\n".join(names.get(c.mode) or c.endpoint.strip() for c in connections)
+
+
 def backends_for(connections: list[Connection], local: Backend) -> list[Backend | BackendError]:
     """Each target's backend, or the reason it has none (filled into its cells)."""
     out: list[Backend | BackendError] = []

@@ -414,3 +414,19 @@ def test_the_stop_event_ends_with_a_last_progress_marking_what_was_left() -> Non
             break
         closed.wait(0.05)
     assert backend.closed == 2 and backend.open == 0 and len(backend.calls) == 2
+
+
+def test_the_api_call_show_code_gives_names_the_targets_and_compiles() -> None:
+    from components.connection import DEFAULT, LOCAL, REMOTE, Connection
+    from components.sweep_code import gradio_client_call
+    from components.sweep_inputs import api_targets, rows_csv_text
+
+    conns = [Connection(LOCAL), Connection(DEFAULT), Connection(REMOTE, " http://h:1/v1 ")]
+    assert api_targets(conns) == "local\ndefault\nhttp://h:1/v1"
+    cells = _cells()
+    assert rows_from_csv(rows_csv_text(cells)) == ROWS  # the rows go back as they came
+    code = gradio_client_call(
+        "http://127.0.0.1:7860", dict(template=TEMPLATE, rows_csv=rows_csv_text(cells))
+    )
+    compile(code, "sweep_api.py", "exec")
+    assert 'api_name="/sweep"' in code and "Client('http://127.0.0.1:7860/')" in code
