@@ -8,10 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import socket
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.conftest import GUARDED_API_KEY
 
 pytestmark = pytest.mark.browser
 
@@ -118,3 +121,47 @@ def test_stop_ends_a_running_sweep_and_frees_the_engine(page: Page, app_server) 
         assert time.monotonic() < deadline, f"streams left open after Stop: {counts}"
         time.sleep(0.1)  # polling the engine's gauges, bounded by the deadline above
     expect(page.locator("#sweep-progress")).not_to_contain_text("✅")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # released: nothing listens there now
+
+
+def _remote(page: Page, target: int, url: str, token: str = "") -> None:
+    box = page.locator(f"#sweep-target-{target}")
+    box.get_by_text("Connection", exact=True).click()
+    box.get_by_label("Remote endpoint").check()
+    box.get_by_label("Hub model id or endpoint URL").fill(url)
+    box.get_by_label("Token", exact=True).fill(token)
+    box.get_by_label("Token", exact=True).press("Tab")
+
+
+def test_three_targets_a_refused_one_fails_its_own_cells_only(
+    page: Page, guarded_app, artifacts_dir
+) -> None:
+    page.get_by_role("tab", name="Sweep").click()
+    page.locator("#sweep-count").get_by_label("3").check()
+    remote, refused = f"{guarded_app.url}api", f"http://127.0.0.1:{_closed_port()}"
+    _remote(page, 1, remote, GUARDED_API_KEY)
+    _remote(page, 2, refused)
+    _fill(page, "sweep-temperature", "0")
+    _fill(page, "sweep-max-tokens", "4")
+    concurrency = page.locator("#sweep-concurrency input[type=number]")
+    concurrency.fill("1")  # the second app takes one API request at a time
+    concurrency.press("Tab")
+    page.locator("#sweep-run").click()
+    expect(page.locator("#sweep-progress")).to_contain_text("✅ 6/6 cells", timeout=TIMEOUT_MS)
+    expect(page.locator("#sweep-progress")).to_contain_text("2 failed")
+    head = page.evaluate(TABLE_HEAD)
+    rows = [dict(zip(head, cells, strict=True)) for cells in page.evaluate(TABLE_ROWS)]
+    by_target: dict[str, list[dict]] = {}
+    for row in rows:
+        by_target.setdefault(row["target"], []).append(row)
+    assert sorted(by_target) == sorted(["local", remote, refused]), by_target.keys()
+    for target in ("local", remote):
+        assert all(r["output"] and not r["error"] for r in by_target[target]), by_target
+    assert all(r["error"] and not r["output"] for r in by_target[refused]), by_target
+    expect(page.locator("#sweep-summary")).to_contain_text(refused)
+    page.screenshot(path=str(artifacts_dir / "sweep-three-targets.png"), full_page=True)
