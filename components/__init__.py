@@ -6,7 +6,7 @@ import gradio as gr
 
 from backends import Backend
 from backends.tasks import GROUPS
-from components import chat, compare, compare_api, tasks, text_generation
+from components import chat, compare, compare_api, sweep, tasks, text_generation
 from components.common import render_status
 from components.connection import DefaultEndpoint, configure_default
 from components.visitors import Visitors
@@ -100,6 +100,8 @@ def build_ui(
                 storage_secret=storage_secret,
             )
             compare_api.register(backend, visitors=visitors)
+        with gr.Tab("Sweep", id="sweep", elem_id="sweep-tab"):
+            sweep.render(backend, **options)
         task_options = dict(providers=options["providers"])
         for group, elem_id in TASK_TABS.items():
             with gr.Tab(GROUPS[group], id=group, elem_id=elem_id):

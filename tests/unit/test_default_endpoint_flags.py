@@ -140,7 +140,7 @@ def test_the_page_shows_the_default_and_never_the_token():
     assert TOKEN not in config
     radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio)]
     starts = [r.value for r in radios if "connection-mode" in (r.elem_classes or [])]
-    # Chat, Text generation and Compare's four panes on the default endpoint, the task tabs
-    # on the local model.
-    assert starts[:6] == [conn.DEFAULT] * 6
-    assert set(starts[6:]) == {conn.LOCAL}
+    # Chat, Text generation, Compare's four panes and Sweep's four targets on the default
+    # endpoint, the task tabs on the local model.
+    assert starts[:10] == [conn.DEFAULT] * 10
+    assert set(starts[10:]) == {conn.LOCAL}
