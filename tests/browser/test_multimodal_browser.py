@@ -5,6 +5,7 @@ panel; the local text-only model refuses images before any compute."""
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -55,6 +56,35 @@ def attach(page: Page, path: Path) -> None:
     expect(page.locator("#chat-input img")).to_have_count(1)
 
 
+def paste(page: Page, path: Path) -> None:
+    """Paste the image into the message box, as a clipboard holding a PNG file does."""
+    page.get_by_placeholder("Type a message and press Enter").evaluate(
+        """(box, b64) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const data = new DataTransfer();
+          data.items.add(new File([bytes], 'pasted.png', {type: 'image/png'}));
+          box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true}));
+        }""",
+        base64.b64encode(path.read_bytes()).decode(),
+    )
+    expect(page.locator("#chat-input img")).to_have_count(1)
+
+
+def drop(page: Page, path: Path, mime: str) -> None:
+    """Drag a file onto the message box and drop it there."""
+    page.get_by_placeholder("Type a message and press Enter").evaluate(
+        """(box, [b64, name, mime]) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const data = new DataTransfer();
+          data.items.add(new File([bytes], name, {type: mime}));
+          for (const kind of ['dragenter', 'dragover', 'drop']) {
+            box.dispatchEvent(new DragEvent(kind, {dataTransfer: data, bubbles: true}));
+          }
+        }""",
+        [base64.b64encode(path.read_bytes()).decode(), path.name, mime],
+    )
+
+
 def send(page: Page, text: str) -> None:
     box = page.get_by_placeholder("Type a message and press Enter")
     box.fill(text)
@@ -71,28 +101,38 @@ def test_an_image_reaches_the_endpoint_shows_in_the_chat_and_is_saved(
     scripted.reset()
     go_remote(page, scripted.url("vision") + "/v1")
     attach(page, picture)
-    send(page, "What is in this picture?")
+    photo = picture.with_name("photo.jpg")
+    Image.new("RGB", (60, 40), (20, 160, 60)).save(photo, format="JPEG")
+    drop(page, photo, "image/jpeg")
+    expect(page.locator("#chat-input img")).to_have_count(2)
+    box = page.get_by_placeholder("Type a message and press Enter")
+    box.fill("What is in")
+    box.press("Shift+Enter")  # a new line, not a send
+    box.press_sequentially("this picture?")
+    expect(box).to_have_value("What is in\nthis picture?")
+    box.press("Enter")
     log = chat_log(page)
     expect(log.get_by_test_id("bot").last).to_have_text(
-        "I see 1 image: image/png 120x80.", timeout=TIMEOUT_MS
+        "I see 2 images: image/png 120x80, image/jpeg 60x40.", timeout=TIMEOUT_MS
     )
     user = log.get_by_test_id("user")
-    expect(user.locator("img")).to_have_count(1)
-    expect(user.last).to_contain_text("What is in this picture?")
+    expect(user.locator("img")).to_have_count(2)
+    expect(user.last).to_contain_text("this picture?")
     expect(page.get_by_placeholder("Type a message and press Enter")).to_have_value("")
     expect(page.locator("#chat-input img")).to_have_count(0)  # the box is empty again
     (post,) = scripted.posts()
     parts = post.body["messages"][-1]["content"]
-    assert parts[0] == {"type": "text", "text": "What is in this picture?"}
+    assert parts[0] == {"type": "text", "text": "What is in\nthis picture?"}
     assert parts[1] == {"type": "image_url", "image_url": {"url": vision.data_url(picture)}}
+    assert parts[2] == {"type": "image_url", "image_url": {"url": vision.data_url(photo)}}
     expect(page.locator("#conversation-list")).to_contain_text("What is in this picture?")
     page.screenshot(path=str(artifacts_dir / "multimodal-image-message.png"), full_page=True)
 
     # The saved conversation keeps the image: after a reload it is shown again.
     page.reload()
-    expect(chat_log(page).get_by_test_id("user").locator("img")).to_have_count(1)
+    expect(chat_log(page).get_by_test_id("user").locator("img")).to_have_count(2)
     expect(chat_log(page).get_by_test_id("bot").last).to_have_text(
-        "I see 1 image: image/png 120x80."
+        "I see 2 images: image/png 120x80, image/jpeg 60x40."
     )
 
 
@@ -142,7 +182,7 @@ def test_the_local_model_says_it_does_not_read_images(
 ) -> None:
     expect(page.locator("#backend-status")).to_contain_text("🟢")
     before = {k: v for k, v in app_server.metrics().items() if k.startswith("playground_requests")}
-    attach(page, picture)
+    paste(page, picture)
     send(page, "Describe this.")
     expect(page.get_by_text(re.compile("does not read images"))).to_be_visible(timeout=TIMEOUT_MS)
     log = chat_log(page)
