@@ -7,7 +7,10 @@ A user message with images is an OpenAI content-part list::
 
 Remote vision-language models take it as is: OpenAI-compatible servers, Inference
 Providers, and TGI's Messages API (``/v1/chat/completions``), which turns each part into
-its own ``![](data:...)`` markdown for the model's processor (idefics, llava-next, …).
+its own ``![](data:...)`` markdown for the model's processor (idefics, llava-next, …;
+https://huggingface.co/docs/text-generation-inference/basic_tutorials/visual_language_models
+shows both: ``image_url`` parts for chat, the markdown for ``POST /``, which Chat does
+not use).
 Text-only models (the local one) refuse it before any compute (``refuse_images``).
 
 Plain Python, no gradio: the chat tab builds parts here, the backends check them here.

@@ -25,9 +25,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from backends import vision
 from backends.errors import InputValidationError
@@ -68,12 +68,25 @@ class Version(_Strict):
     thinking_title: str = ""
 
 
+def _image_url(url: str) -> str:
+    """A saved image: a base64 ``data:`` URL of a type vision models take, within the limit."""
+    head, _, payload = url.partition(",")
+    if head.removeprefix("data:").removesuffix(";base64") not in vision.MIME.values():
+        raise ValueError(f"an image must be a data:<{'|'.join(vision.MIME.values())}>;base64 URL")
+    if len(payload) > (vision.MAX_IMAGE_BYTES + 2) // 3 * 4:
+        raise ValueError(f"an image is over {vision.MAX_IMAGE_BYTES // 1_048_576} MB")
+    return url
+
+
+ImageURL = Annotated[str, AfterValidator(_image_url)]
+
+
 class Message(_Strict):
     role: Literal["user", "assistant"]
     content: str
     stats: str = ""  # the reply's stats line (tokens, first token, tokens/s, finish)
     # A user message's images, as ``data:<mime>;base64,...`` URLs (what the model was sent).
-    images: list[str] = Field(default_factory=list, max_length=vision.MAX_IMAGES)
+    images: list[ImageURL] = Field(default_factory=list, max_length=vision.MAX_IMAGES)
     thinking: str = ""  # a reasoning model's thinking before this reply (never sent back)
     thinking_title: str = ""  # its collapsible block's title, e.g. "Thinking · 42 tokens"
     interrupted: bool = False  # the page went away while this reply streamed

@@ -278,6 +278,19 @@ def test_images_and_thinking_round_trip_through_export_and_import(png: Path):
     assert "![image 1](data:image/png;base64," in ws.export_markdown([record])
 
 
+def test_an_import_with_a_bad_image_is_refused_with_the_reason(png: Path):
+    record = ws.snapshot({}, [{"role": "user", "content": [{"path": str(png)}, "Hi"]}])
+    for bad, reason in (
+        ("https://example.com/cat.png", "must be a data:<image/png"),
+        ("data:text/html;base64,PGgxPg==", "must be a data:<image/png"),
+        ("data:image/png;base64," + "A" * (vision.MAX_IMAGE_BYTES * 2), "over 5 MB"),
+    ):
+        record["messages"][0]["images"] = [bad]
+        with pytest.raises(ws.ImportError_, match=reason):
+            file = {"format": ws.FORMAT, "version": ws.VERSION, "conversations": [record]}
+            ws.parse_import(ws.json.dumps(file).encode())
+
+
 def test_a_retried_reply_keeps_its_thinking_as_a_version(png: Path):
     history = [{"role": "user", "content": [{"path": str(png)}, "Colour?"]}]
     save = ws.saving_stream({}, history, {})
