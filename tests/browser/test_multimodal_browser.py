@@ -192,3 +192,18 @@ def test_the_local_model_says_it_does_not_read_images(
     expect(log.get_by_test_id("bot")).to_have_count(0)
     after = {k: v for k, v in app_server.metrics().items() if k.startswith("playground_requests")}
     assert after == before  # the engine never saw the request
+
+
+def test_past_the_limit_a_message_stays_in_the_box_with_the_reason(
+    page: Page, picture: Path
+) -> None:
+    expect(page.locator("#backend-status")).to_contain_text("🟢")
+    page.locator("#chat-input input[type=file]").set_input_files([str(picture)] * 5)
+    expect(page.locator("#chat-input img")).to_have_count(5)
+    send(page, "Five at once.")
+    expect(page.get_by_text("5 images attached; a message takes at most 4")).to_be_visible()
+    # Nothing is lost: text and images stay in the box, nothing went to the chat.
+    box = page.get_by_placeholder("Type a message and press Enter")
+    expect(box).to_have_value("Five at once.")
+    expect(page.locator("#chat-input img")).to_have_count(5)
+    expect(chat_log(page).get_by_test_id("user")).to_have_count(0)
