@@ -92,6 +92,37 @@ def data_url(source: bytes | str | Path, *, name: str | None = None) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+SAVED_MAX_BYTES = 300 * 1024  # a saved copy's size at most (the browser's storage is ~5-10 MB)
+SAVED_MAX_SIDE = 1024
+
+
+def saved_copy(url: str) -> str:
+    """The copy of an image (a data URL) that a saved conversation keeps: itself when
+    small, else downscaled to ``SAVED_MAX_SIDE`` px and re-encoded (JPEG, or PNG with
+    transparency) until within ``SAVED_MAX_BYTES``, so chats with images fit in the
+    browser's localStorage. A reopened chat sends this copy."""
+    mime, data = decode_data_url(url)
+    if len(data) <= SAVED_MAX_BYTES:
+        return url
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)  # an animated GIF keeps its first frame
+        alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        picture = image.convert("RGBA" if alpha else "RGB")
+    side = SAVED_MAX_SIDE
+    while True:
+        copy = picture.copy()
+        copy.thumbnail((side, side))
+        out = io.BytesIO()
+        if alpha:
+            copy.save(out, format="PNG", optimize=True)
+        else:
+            copy.save(out, format="JPEG", quality=85)
+        if out.tell() <= SAVED_MAX_BYTES or side <= 64:
+            kind = "image/png" if alpha else "image/jpeg"
+            return f"data:{kind};base64,{base64.b64encode(out.getvalue()).decode('ascii')}"
+        side = side * 3 // 4
+
+
 def decode_data_url(url: str) -> tuple[str, bytes]:
     """``data:<mime>;base64,...`` → (mime, bytes). Raises ``InputValidationError``."""
     head, sep, payload = url.partition(",")

@@ -137,21 +137,26 @@ class ExportFile(_Strict):
 
 def _images(content: Any) -> list[str]:
     """A history message's images as data URLs: Gradio file parts (read and checked from
-    disk; an unreadable one is left out) and OpenAI ``image_url`` data URLs."""
+    disk; an unreadable one is left out) and OpenAI ``image_url`` data URLs, each as its
+    saved copy (``vision.saved_copy``: large ones downscaled to fit the browser)."""
     parts = content if isinstance(content, (list, tuple)) else [content]
     urls = []
     for part in parts:
         if not isinstance(part, dict):
             continue
         if part.get("type") == "image_url":
-            urls += [u for u in vision.image_urls([part]) if u.startswith("data:")]
+            for url in vision.image_urls([part]):
+                try:
+                    urls.append(vision.saved_copy(url))
+                except (InputValidationError, OSError, ValueError):
+                    pass
             continue
         file = part.get("file") if part.get("type") == "file" else part
         path = file.get("path") if isinstance(file, dict) else None
         if isinstance(path, str) and path:
             try:
-                urls.append(vision.data_url(path))
-            except InputValidationError:
+                urls.append(vision.saved_copy(vision.data_url(path)))
+            except (InputValidationError, OSError, ValueError):
                 pass
     return urls[: vision.MAX_IMAGES]
 

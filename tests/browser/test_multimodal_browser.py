@@ -207,3 +207,33 @@ def test_past_the_limit_a_message_stays_in_the_box_with_the_reason(
     expect(box).to_have_value("Five at once.")
     expect(page.locator("#chat-input img")).to_have_count(5)
     expect(chat_log(page).get_by_test_id("user")).to_have_count(0)
+
+
+def test_a_chat_with_a_4_mb_image_is_still_saved_in_the_browser(
+    page: Page, scripted: FakeEndpoint, tmp_path: Path
+) -> None:
+    """localStorage holds ~5-10 MB per origin: the saved copy of a large image is
+    downscaled (the model got the original), so the chat survives a reload."""
+    import numpy as np
+
+    big = tmp_path / "noise.png"
+    noise = np.random.default_rng(1).integers(0, 255, (1150, 1150, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big)
+    assert big.stat().st_size > 3_900_000
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    scripted.reset()
+    go_remote(page, scripted.url("vision") + "/v1")
+    attach(page, big)
+    send(page, "A big one?")
+    log = chat_log(page)
+    expect(log.get_by_test_id("bot").last).to_have_text(
+        "I see 1 image: image/png 1150x1150.", timeout=TIMEOUT_MS
+    )
+    expect(page.locator("#conversation-list")).to_contain_text("A big one?")
+    page.reload()
+    expect(chat_log(page).get_by_test_id("user").locator("img")).to_have_count(1)
+    expect(chat_log(page).get_by_test_id("bot").last).to_have_text(
+        "I see 1 image: image/png 1150x1150."
+    )
+    assert not [e for e in errors if "quota" in e.lower()], errors

@@ -320,3 +320,26 @@ def test_an_openai_messages_file_with_image_parts_imports_its_images(png: Path):
     (record,) = ws.parse_import(json.dumps(data).encode())
     assert record["messages"][0]["images"] == [url]
     assert record["messages"][0]["content"] == "What?"
+
+
+def test_a_large_image_is_saved_as_a_smaller_copy_that_fits_the_browser(tmp_path: Path):
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 255, (1300, 1100, 3), dtype=np.uint8)
+    big = tmp_path / "noise.png"
+    Image.fromarray(noise).save(big)
+    assert 4 * 1024 * 1024 < big.stat().st_size <= vision.MAX_IMAGE_BYTES
+    sent = vision.data_url(big)  # what the model gets: the original
+    record = ws.snapshot({}, [{"role": "user", "content": [{"path": str(big)}, "Big?"]}])
+    (saved,) = record["messages"][0]["images"]
+    assert saved != sent and saved.startswith("data:image/jpeg;base64,")
+    mime, data = vision.decode_data_url(saved)
+    assert len(data) <= vision.SAVED_MAX_BYTES
+    with Image.open(io.BytesIO(data)) as copy:
+        assert max(copy.size) <= vision.SAVED_MAX_SIDE and copy.size[0] < copy.size[1]
+    # Transparency survives as PNG; a small image is kept as it is.
+    rgba = tmp_path / "alpha.png"
+    Image.fromarray(np.dstack([noise, noise[:, :, :1]])[:700, :700]).save(rgba)
+    assert vision.saved_copy(vision.data_url(rgba)).startswith("data:image/png;base64,")
+    small = vision.data_url(image_bytes())
+    assert vision.saved_copy(small) == small
