@@ -1,4 +1,6 @@
-"""Chat tab: streaming multi-turn chat with system prompt, stop, retry, undo, edit, clear.
+"""Chat tab: streaming multi-turn chat with system prompt, stop, retry, undo, edit, clear;
+images attached to a message (``backends.vision``) and a reasoning model's thinking shown
+apart from its answer (``components.thinking``).
 
 ``run`` is plain Python (unit-testable); ``render`` lays out widgets and wires events. The
 Gradio API endpoint ``/chat`` takes just a message (every other input has a default).
@@ -8,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from backends import Backend
-from backends.errors import BackendError
+from backends import Backend, vision
+from backends.errors import BackendError, InputValidationError
 from components import connection as connection_panel
 from components import prompt_view, show_code, user_presets, workspace
 from components.common import (
@@ -32,6 +35,7 @@ from components.common import (
 )
 from components.connection import api_connection, backend_for, signed_in
 from components.forms import ChatForm
+from components.thinking import ThinkSplitter, is_thinking, reasoning_delta, thinking_title
 from components.visitors import Visitors
 from presets import DEFAULT_PRESET, examples, presets
 
@@ -80,14 +84,72 @@ def message_text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def to_messages(history: list[dict], system_prompt: str = "") -> list[dict[str, str]]:
-    """Chatbot history → ``[{role, content: str}]`` for the backend, system prompt first."""
+def message_files(content: Any) -> list[str]:
+    """The file paths in a Chatbot message's content (Gradio's ``{"type": "file", "file":
+    {"path"}}`` parts, or ``{"path"}`` dicts as a handler writes them)."""
+    parts = content if isinstance(content, (list, tuple)) else [content]
+    paths = []
+    for part in parts:
+        if isinstance(part, dict):
+            file = part.get("file") if part.get("type") == "file" else part
+            path = file.get("path") if isinstance(file, dict) else None
+            if isinstance(path, str) and path:
+                paths.append(path)
+    return paths
+
+
+def to_messages(history: list[dict], system_prompt: str = "") -> list[dict[str, Any]]:
+    """Chatbot history → messages for the backend, system prompt first: ``{role, content:
+    str}``, or for a user message with images OpenAI content parts (text, then one
+    ``image_url`` data URL per image). Thinking blocks are never sent back to the model.
+    Raises ``InputValidationError`` for an image past the limits or not an image."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     for message in history:
+        if message.get("role") not in ("user", "assistant") or is_thinking(message):
+            continue
         text = message_text(message.get("content"))
-        if message.get("role") in ("user", "assistant") and text:
+        files = message_files(message.get("content")) if message["role"] == "user" else []
+        if files:
+            vision.check_count(len(files))
+            images = [vision.data_url(path) for path in files]
+            messages.append({"role": "user", "content": vision.content_parts(text, images)})
+        elif text:
             messages.append({"role": message["role"], "content": text})
     return messages
+
+
+@dataclass
+class Turn:
+    """One moment of a streaming reply: the thinking so far, the answer so far, the stats
+    line, the thinking's own token count, and whether the stream ended."""
+
+    thinking: str
+    answer: str
+    line: str
+    thinking_tokens: int = 0
+    done: bool = False  # the stream ended
+
+    def shown(self) -> list[dict[str, Any]]:
+        """The Chatbot messages for it: a collapsible "Thinking · N tokens" block (when the
+        model thought), then the answer."""
+        out: list[dict[str, Any]] = []
+        if self.thinking:
+            # Open while the model thinks; collapsed once the answer starts.
+            status = "pending" if not (self.answer or self.done) else "done"
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": self.thinking,
+                    "metadata": {"title": thinking_title(self.thinking_tokens), "status": status},
+                }
+            )
+        if self.answer or not self.thinking:
+            out.append({"role": "assistant", "content": self.answer})
+        return out
+
+    @property
+    def title(self) -> str:
+        return thinking_title(self.thinking_tokens) if self.thinking else ""
 
 
 def _tool_call_text(call) -> str:
@@ -95,28 +157,46 @@ def _tool_call_text(call) -> str:
 
 
 def run(
-    backend: Backend, messages: list[dict[str, str]], form: ChatForm
+    backend: Backend, messages: list[dict[str, Any]], form: ChatForm
 ) -> Iterator[tuple[str, str]]:
-    """Stream a reply: yields ``(reply so far, stats line)``. Raises ``BackendError``
-    (``forms.FormErrors`` for values the form refuses, before the backend is called)."""
+    """Stream a reply: yields ``(answer so far, stats line)`` (a reasoning model's thinking
+    left out: ``run_turn`` has it). Raises ``BackendError`` (``forms.FormErrors`` for
+    values the form refuses, before the backend is called)."""
+    for turn in run_turn(backend, messages, form):
+        yield turn.answer, turn.line
+
+
+def run_turn(backend: Backend, messages: list[dict[str, Any]], form: ChatForm) -> Iterator[Turn]:
+    """Stream a reply as ``Turn``s: ``<think>…</think>`` in the text and reasoning deltas
+    go to the thinking (with its own token count), the rest to the answer."""
     stats = StreamStats()
     chunks = backend.chat_completion(messages, **form.keywords(), stream=True)
-    reply, usage, finish = "", None, None
+    split, usage, finish, thought = ThinkSplitter(), None, None, 0
+
+    def turn(line: str, done: bool = False) -> Turn:
+        return Turn(split.thinking, split.answer, line, thought, done)
+
     for chunk in with_ticks(chunks):
         if chunk is TICK:
             # Once tokens flow, a slow one keeps the stats (not "waiting for the first").
-            yield reply, stats.line() if reply else waiting_line(backend, stats.started, chunks)
+            started = split.answer or split.thinking
+            yield turn(stats.line() if started else waiting_line(backend, stats.started, chunks))
             continue
         if chunk.choices:
-            delta = chunk.choices[0].delta.content or ""
-            calls = chunk.choices[0].delta.tool_calls or []
-            delta += "\n".join(_tool_call_text(call) for call in calls)
+            delta = chunk.choices[0].delta
+            reasoning = reasoning_delta(delta)
+            text = delta.content or ""
+            text += "\n".join(_tool_call_text(call) for call in delta.tool_calls or [])
             finish = chunk.choices[0].finish_reason or finish
-            if delta:
+            if reasoning or text:
                 stats.token()
-                reply += delta
+            split.add_reasoning(reasoning)
+            thinking_added, _ = split.feed(text)
+            if reasoning or thinking_added:
+                thought += 1
         usage = chunk.usage or usage
-        yield reply, stats.line()
+        yield turn(stats.line())
+    split.finish()
     extra = f"finish: {finish}" if finish else ""
     if usage is not None:
         line = stats.line(
@@ -126,7 +206,7 @@ def run(
         )
     else:
         line = stats.line(extra=extra)
-    yield reply, line
+    yield turn(line, done=True)
 
 
 def _last_user_index(history: list[dict]) -> int | None:
@@ -136,12 +216,35 @@ def _last_user_index(history: list[dict]) -> int | None:
     return None
 
 
-def add_user(text: str, history: list[dict]) -> tuple[str, list[dict]]:
-    """Send: append the typed message to the chat and empty the textbox."""
-    if not text or not text.strip():
+def _box(value: Any) -> tuple[str, list[str]]:
+    """The message box's value (a string, or the MultimodalTextbox's ``{"text", "files"}``)
+    → (text, file paths)."""
+    if isinstance(value, dict):
+        files = [
+            f if isinstance(f, str) else (f or {}).get("path") for f in value.get("files") or []
+        ]
+        return str(value.get("text") or ""), [f for f in files if f]
+    return value or "", []
+
+
+def add_user(value: Any, history: list[dict]) -> tuple[Any, list[dict]]:
+    """Send: append the typed message (and its images, checked: ``backends.vision``) to the
+    chat and empty the box. A refused message stays in the box, with a toast saying why."""
+    text, files = _box(value)
+    if not text.strip() and not files:
         show_problem("Type a message first.", title="Empty message")
-        return text or "", list(history or [])
-    return "", list(history or []) + [{"role": "user", "content": text}]
+        return value or "", list(history or [])
+    try:
+        vision.check_count(len(files))
+        for path in files:
+            vision.data_url(path)
+    except InputValidationError as exc:
+        show_problem(exc.user_message(), title="Image refused")
+        return gr.update(), list(history or [])
+    if not files:
+        return "", list(history or []) + [{"role": "user", "content": text}]
+    content: list[Any] = [{"path": path} for path in files] + ([text] if text else [])
+    return "", list(history or []) + [{"role": "user", "content": content}]
 
 
 def drop_reply(history: list[dict]) -> list[dict]:
@@ -154,20 +257,28 @@ def drop_reply(history: list[dict]) -> list[dict]:
     return history[: index + 1]
 
 
-def undo_turn(history: list[dict]) -> tuple[list[dict], str]:
-    """Undo: remove the last user message (and its reply); put its text back to edit."""
+def undo_turn(history: list[dict]) -> tuple[list[dict], Any]:
+    """Undo: remove the last user message (and its reply); put its text (and images) back
+    in the box to edit."""
     history = list(history or [])
     index = _last_user_index(history)
     if index is None:
         return history, ""
-    return history[:index], message_text(history[index]["content"])
+    content = history[index]["content"]
+    files = message_files(content)
+    text = message_text(content)
+    return history[:index], {"text": text, "files": files} if files else text
 
 
 def edit_turn(history: list[dict], edit: gr.EditData) -> list[dict]:
-    """Edit: replace a user message and drop everything after it (then regenerate)."""
+    """Edit: replace a user message's text (its images stay) and drop everything after it
+    (then regenerate)."""
     index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
-    history = list(history or [])[:index]
-    return history + [{"role": "user", "content": message_text(edit.value)}]
+    history = list(history or [])
+    files = message_files(history[index]["content"]) if index < len(history) else []
+    text = message_text(edit.value)
+    content: Any = [{"path": path} for path in files] + [text] if files else text
+    return history[:index] + [{"role": "user", "content": content}]
 
 
 def render(
@@ -206,7 +317,8 @@ def render(
                     "›", size="sm", min_width=40, scale=0, elem_id="next-version"
                 )
             with gr.Row():
-                message = gr.Textbox(
+                # Images come by the upload button, paste or drag and drop.
+                message = gr.MultimodalTextbox(
                     label="Message",
                     show_label=False,
                     placeholder="Type a message and press Enter",
@@ -214,6 +326,10 @@ def render(
                     lines=1,
                     max_lines=8,  # Enter sends, Shift+Enter adds a line
                     autofocus=True,
+                    file_types=["image"],
+                    file_count="multiple",
+                    sources=["upload"],
+                    submit_btn=False,  # the Send button beside it
                     elem_id="chat-input",
                 )
                 send = gr.Button("Send", variant="primary", scale=1, min_width=80)
@@ -226,7 +342,11 @@ def render(
                 clear = gr.Button("🗑 Clear", size="sm")
                 more = gr.Button("⏩ Continue", size="sm", elem_id="chat-continue")
             stats = gr.Markdown("", elem_id="chat-stats")
-            gr.Examples(examples().chat, inputs=message, label="Examples")
+            gr.Examples(
+                [[{"text": text, "files": []}] for text in examples().chat],
+                inputs=message,
+                label="Examples",
+            )
             code_slot = gr.Column()
         with gr.Column(scale=2):
             panel = connection_panel.render_panel(local, providers)
@@ -285,10 +405,21 @@ def render(
             preset, {"system_prompt": system_prompt, **form_widgets}, storage_secret
         )
 
-    def code_request(conn, history, text, system, *values):
+    def text_messages(history, box, system) -> list[dict]:
+        """The chat and the message being typed, as text messages (Show code and Show
+        prompt show the text: images would fill them with base64)."""
+        text, _ = _box(box)
         pending = [{"role": "user", "content": text}] if text and text.strip() else []
-        messages = to_messages([*(history or []), *pending], system or "")
-        return conn, messages, read_form(*values).keywords()
+        return to_messages(
+            [
+                {**m, "content": message_text(m.get("content"))}
+                for m in [*(history or []), *pending]
+            ],
+            system or "",
+        )
+
+    def code_request(conn, history, box, system, *values):
+        return conn, text_messages(history, box, system), read_form(*values).keywords()
 
     with code_slot:
         show_code.render(
@@ -300,10 +431,7 @@ def render(
         prompt_view.render(
             local,
             [connection, chatbot, message, system_prompt, tools_text, tool_choice],
-            lambda history, typed, system: to_messages(
-                [*(history or []), *([{"role": "user", "content": typed}] if typed else [])],
-                system or "",
-            ),
+            text_messages,
         )
 
     def respond(
@@ -329,15 +457,18 @@ def render(
                     gr.update(),
                 )
                 messages = to_messages(history, system or "")
-                reply, line = "", ""
-                for reply, line in run(backend, messages, read_form(*values)):
-                    record = save(reply, line)
+                turn = Turn("", "", "")
+                for turn in run_turn(backend, messages, read_form(*values)):
+                    record = save(turn.answer, turn.line, thinking=turn.thinking, title=turn.title)
                     yield (
-                        history + [{"role": "assistant", "content": reply}],
-                        line,
+                        history + turn.shown(),
+                        turn.line,
                         gr.update() if record is None else record,
                     )
-                yield gr.update(), gr.update(), save(reply, line, final=True)
+                final = save(
+                    turn.answer, turn.line, final=True, thinking=turn.thinking, title=turn.title
+                )
+                yield gr.update(), gr.update(), final
         except BackendError as exc:
             show_error(exc)
             yield gr.update(), gr.update(), gr.update()  # the chat (and partial reply) stays

@@ -9,10 +9,13 @@ is folded back into ``store``; a reply that was still streaming is marked interr
 Everything here but ``render``/``wire`` is plain Python on dicts (unit-tested). The file
 format (``export_json``, ``parse_import``) is documented in the README:
 ``{"format": "inference-playground.conversations", "version": 1, "conversations": [...]}``.
+A user message keeps its images as data URLs (``images``), a reply its thinking
+(``thinking``, ``thinking_title``): optional fields, so files without them still read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -22,13 +25,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from backends import vision
+from backends.errors import InputValidationError
+from components.thinking import is_thinking
 
 FORMAT = "inference-playground.conversations"
 VERSION = 1
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
+# Room for a conversation's images (up to 4 × 5 MB per message, base64 adds a third).
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
 MAX_CONVERSATIONS = 500  # the oldest beyond this are dropped from the browser's store
 STORE_KEY = "playground-conversations"
 CURRENT_KEY = "playground-current"
@@ -56,12 +64,31 @@ class Version(_Strict):
 
     content: str
     stats: str = ""
+    thinking: str = ""
+    thinking_title: str = ""
+
+
+def _image_url(url: str) -> str:
+    """A saved image: a base64 ``data:`` URL of a type vision models take, within the limit."""
+    head, _, payload = url.partition(",")
+    if head.removeprefix("data:").removesuffix(";base64") not in vision.MIME.values():
+        raise ValueError(f"an image must be a data:<{'|'.join(vision.MIME.values())}>;base64 URL")
+    if len(payload) > (vision.MAX_IMAGE_BYTES + 2) // 3 * 4:
+        raise ValueError(f"an image is over {vision.MAX_IMAGE_BYTES // 1_048_576} MB")
+    return url
+
+
+ImageURL = Annotated[str, AfterValidator(_image_url)]
 
 
 class Message(_Strict):
     role: Literal["user", "assistant"]
     content: str
     stats: str = ""  # the reply's stats line (tokens, first token, tokens/s, finish)
+    # A user message's images, as ``data:<mime>;base64,...`` URLs (what the model was sent).
+    images: list[ImageURL] = Field(default_factory=list, max_length=vision.MAX_IMAGES)
+    thinking: str = ""  # a reasoning model's thinking before this reply (never sent back)
+    thinking_title: str = ""  # its collapsible block's title, e.g. "Thinking · 42 tokens"
     interrupted: bool = False  # the page went away while this reply streamed
     versions: list[Version] = Field(default_factory=list)  # other replies (branches)
     version: int = 0  # which of versions + [this one] is shown: len(versions) = this one
@@ -106,6 +133,41 @@ class ExportFile(_Strict):
     format: Literal["inference-playground.conversations"]
     version: Literal[1]
     conversations: list[Conversation]
+
+
+def _images(content: Any) -> list[str]:
+    """A history message's images as data URLs: Gradio file parts (read and checked from
+    disk; an unreadable one is left out) and OpenAI ``image_url`` data URLs, each as its
+    saved copy (``vision.saved_copy``: large ones downscaled to fit the browser)."""
+    parts = content if isinstance(content, (list, tuple)) else [content]
+    urls = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "image_url":
+            for url in vision.image_urls([part]):
+                try:
+                    urls.append(vision.saved_copy(url))
+                except (InputValidationError, OSError, ValueError):
+                    pass
+            continue
+        file = part.get("file") if part.get("type") == "file" else part
+        path = file.get("path") if isinstance(file, dict) else None
+        if isinstance(path, str) and path:
+            try:
+                urls.append(vision.saved_copy(vision.data_url(path)))
+            except (InputValidationError, OSError, ValueError):
+                pass
+    return urls[: vision.MAX_IMAGES]
+
+
+def _image_count(content: Any) -> int:
+    parts = content if isinstance(content, (list, tuple)) else [content]
+    return sum(
+        1
+        for p in parts
+        if isinstance(p, dict) and (p.get("type") in ("file", "image_url") or "path" in p)
+    )
 
 
 class OpenAIMessage(BaseModel):
@@ -210,14 +272,30 @@ def snapshot(
     before = valid(current) or {}
     old_messages = before.get("messages", [])
     messages: list[dict] = []
-    for index, item in enumerate(history or []):
+    thought: dict | None = None  # a thinking block waiting for the reply it precedes
+    for item in history or []:
         role = item.get("role")
         if role not in ("user", "assistant"):
             continue
+        if role == "assistant" and is_thinking(item):
+            thought = item
+            continue
+        index = len(messages)
+        old = old_messages[index] if index < len(old_messages) else None
         text, interrupted = strip_mark(text_of(item.get("content")))
         message = Message(role=role, content=text, interrupted=interrupted).model_dump()
-        if index < len(old_messages) and old_messages[index]["role"] == role:
-            old = old_messages[index]
+        if role == "user":
+            count = _image_count(item.get("content"))
+            same = old is not None and old["role"] == "user" and old["content"] == text
+            if count and same and len(old["images"]) == count:
+                message["images"] = old["images"]  # unchanged: not read from disk again
+            elif count:
+                message["images"] = _images(item.get("content"))
+        elif thought is not None:
+            message["thinking"] = text_of(thought.get("content"))
+            message["thinking_title"] = str((thought.get("metadata") or {}).get("title", ""))
+        thought = None
+        if old is not None and old["role"] == role:
             message["versions"] = old["versions"]
             if old["content"] == text:
                 message["stats"] = old["stats"]
@@ -268,7 +346,12 @@ def _clean_parameters(values: dict) -> dict:
 
 def _every(message: dict) -> list[dict]:
     """All versions of a reply in order; the shown one at index ``version``."""
-    shown = {"content": message["content"], "stats": message["stats"]}
+    shown = {
+        "content": message["content"],
+        "stats": message["stats"],
+        "thinking": message["thinking"],
+        "thinking_title": message["thinking_title"],
+    }
     v = min(message["version"], len(message["versions"]))
     return [*message["versions"][:v], shown, *message["versions"][v:]]
 
@@ -284,7 +367,15 @@ def keep_version(current: Any, index: int) -> dict:
         return record
     every = [Version(**v).model_dump() for v in _every(old)]
     record["messages"] = record["messages"][:index] + [
-        {**old, "versions": every, "content": "", "stats": "", "version": len(every)}
+        {
+            **old,
+            "versions": every,
+            "content": "",
+            "stats": "",
+            "thinking": "",
+            "thinking_title": "",
+            "version": len(every),
+        }
     ]
     return record
 
@@ -303,6 +394,8 @@ def switch_version(record: Any, step: int) -> dict:
     last.update(
         content=chosen["content"],
         stats=chosen["stats"],
+        thinking=chosen["thinking"],
+        thinking_title=chosen["thinking_title"],
         versions=every[:target] + every[target + 1 :],
         version=target,
         interrupted=False,
@@ -340,16 +433,40 @@ def fold_current(store: Any, current: Any) -> tuple[dict, dict]:
     return upsert(store, record), record
 
 
+def image_file(url: str) -> str | None:
+    """A saved image (data URL) as a file the Chatbot can show, written once per content
+    under the temporary directory (Gradio serves files from there); None if unreadable."""
+    try:
+        mime, data = vision.decode_data_url(url)
+    except InputValidationError:
+        return None
+    suffix = {v: k.lower() for k, v in vision.MIME.items()}.get(mime, "img")
+    folder = Path(tempfile.gettempdir()) / "playground-images"
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.{suffix}"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return str(path)
+
+
 def chat_messages(record: Any) -> list[dict]:
-    """A record's messages for the Chatbot (an interrupted reply carries the mark)."""
+    """A record's messages for the Chatbot (an interrupted reply carries the mark; a
+    reply's thinking comes first as a collapsed "Thinking" block; images as files)."""
     record = valid(record) or {"messages": []}
-    return [
-        {
-            "role": m["role"],
-            "content": m["content"] + (INTERRUPTED if m["interrupted"] else ""),
-        }
-        for m in record["messages"]
-    ]
+    out: list[dict] = []
+    for m in record["messages"]:
+        text = m["content"] + (INTERRUPTED if m["interrupted"] else "")
+        if m["thinking"]:
+            title = m["thinking_title"] or "Thinking"
+            metadata = {"title": title, "status": "done"}
+            out.append({"role": "assistant", "content": m["thinking"], "metadata": metadata})
+        files = [path for path in map(image_file, m["images"]) if path]
+        if files:
+            content: Any = [{"path": path} for path in files] + ([text] if text else [])
+            out.append({"role": m["role"], "content": content})
+        else:
+            out.append({"role": m["role"], "content": text})
+    return out
 
 
 def last_stats(record: Any) -> str:
@@ -444,7 +561,13 @@ def export_markdown(records: Sequence[dict]) -> str:
         if record["system_prompt"]:
             lines += ["**System:**", "", record["system_prompt"], ""]
         for message in record["messages"]:
-            lines += [f"## {message['role'].capitalize()}", "", message["content"]]
+            lines += [f"## {message['role'].capitalize()}", ""]
+            if message["thinking"]:
+                summary = message["thinking_title"] or "Thinking"
+                lines += [f"<details><summary>{summary}</summary>", "", message["thinking"]]
+                lines += ["", "</details>", ""]
+            lines += [f"![image {i + 1}]({url})" for i, url in enumerate(message["images"])]
+            lines.append(message["content"])
             if message["interrupted"]:
                 lines.append("\n_(interrupted)_")
             if message["stats"]:
@@ -471,7 +594,14 @@ def from_openai(messages: list, now: float | None = None) -> dict:
         raise ImportError_(f"Not a messages list: {_summarise(exc)}.") from None
     system = "\n\n".join(text_of(m.content) for m in parsed if m.role in ("system", "developer"))
     chat = [
-        {"role": m.role, "content": text_of(m.content)}
+        {
+            "role": m.role,
+            "content": (
+                [{"type": "text", "text": text_of(m.content)}, *image_parts]
+                if (image_parts := _data_url_parts(m.content)) and m.role == "user"
+                else text_of(m.content)
+            ),
+        }
         for m in parsed
         if m.role in ("user", "assistant")
     ]
@@ -479,6 +609,14 @@ def from_openai(messages: list, now: float | None = None) -> dict:
         raise ImportError_("The messages list has no user or assistant message.")
     record = snapshot({}, chat, system_prompt=system, now=now)
     return record
+
+
+def _data_url_parts(content: Any) -> list[dict]:
+    return [
+        {"type": "image_url", "image_url": {"url": url}}
+        for url in vision.image_urls(content)
+        if url.startswith("data:")
+    ]
 
 
 def parse_import(raw: bytes, now: float | None = None) -> list[dict]:
@@ -919,7 +1057,8 @@ def saving_stream(
     """For a streaming reply: ``save(reply, line, final=False)`` → the record to write to
     ``current`` now, or None (at most every ``SAVE_INTERVAL_S``; always when final).
     ``keep``: a reply it replaces is kept as a version (off for Continue)."""
-    index = len(history)
+    # The reply's place among the record's messages (thinking blocks are part of a reply).
+    index = sum(1 for m in history if m.get("role") in ("user", "assistant") and not is_thinking(m))
     base = current
     record = valid(current)
     if keep and record is not None and index < len(record["messages"]):
@@ -927,12 +1066,15 @@ def saving_stream(
     last = [0.0]
     state = [base]
 
-    def save(reply: str, line: str, final: bool = False) -> dict | None:
+    def save(
+        reply: str, line: str, final: bool = False, *, thinking: str = "", title: str = ""
+    ) -> dict | None:
         now = time.monotonic()
         if not final and now - last[0] < SAVE_INTERVAL_S:
             return None
         last[0] = now
-        chat = [*history, {"role": "assistant", "content": reply}]
+        block = {"role": "assistant", "content": thinking, "metadata": {"title": title}}
+        chat = [*history, *([block] if thinking else []), {"role": "assistant", "content": reply}]
         record = snapshot(state[0], chat, stats=line, streaming=not final, **settings)
         state[0] = record  # later saves keep its id (and the versions it carries)
         return record

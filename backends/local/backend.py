@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backends import BackendStatus, register_backend
+from backends import BackendStatus, register_backend, vision
 from backends.errors import BackendError, InputValidationError, UnavailableError
 from backends.local.engine.probe import Verdict, probe
 from backends.local.engine.protocol import GenerationEngine
@@ -434,6 +434,8 @@ class LocalBackend:
         params = validate(ChatCompletionParameters, _given(**values))
         if not messages:
             raise InputValidationError("`messages` cannot be empty", field="messages")
+        # Before the engine sees anything: the local model is text-only.
+        vision.refuse_images(messages, self.source.model_id)
         checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
         loaded, engine = self._require()
         ids, sampling, tool_mode = chat_request(loaded, checked, params)

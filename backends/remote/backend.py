@@ -37,7 +37,7 @@ from huggingface_hub import errors as hf
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import SecretStr
 
-from backends import BackendStatus, netguard, register_backend
+from backends import BackendStatus, netguard, register_backend, vision
 from backends.errors import (
     AuthenticationError,
     BackendError,
@@ -67,6 +67,20 @@ def _chat_finished(chunk: Any) -> bool:
 
 def _text_finished(event: Any) -> bool:
     return event.generated_text is not None  # TGI sets it on the last event only
+
+
+def _checked_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message, checked: text content as ``ChatMessage``; a content-part list (text
+    and ``image_url`` parts, for vision-language models) by ``vision.check_parts``."""
+    if isinstance(message.get("content"), list):
+        role = message.get("role")
+        if role != "user":
+            raise InputValidationError(
+                f"Only user messages carry images (got a {role!r} message with parts).",
+                field="messages",
+            )
+        return {"role": role, "content": vision.check_parts(message["content"])}
+    return validate(ChatMessage, dict(message)).model_dump()
 
 
 def _params(model: type[ParamsT], values: dict[str, Any]) -> ParamsT:
@@ -410,7 +424,9 @@ class RemoteBackend:
         """Like ``InferenceClient.chat_completion``.
 
         Args:
-            messages: ``{"role", "content"}`` dicts (system / user / assistant).
+            messages: ``{"role", "content"}`` dicts (system / user / assistant); a user
+                message's content may be OpenAI content parts with ``image_url`` data URLs
+                (``backends.vision``), for vision-language models.
             max_tokens, temperature, top_p, seed, stop: OpenAI's; ``ChatCompletionParameters``
                 checks them before any network call. stream: Return an iterator of chunks.
 
@@ -426,7 +442,7 @@ class RemoteBackend:
         params = _params(ChatCompletionParameters, locals())
         if not messages:
             raise InputValidationError("`messages` cannot be empty", field="messages")
-        checked = [validate(ChatMessage, dict(m)).model_dump() for m in messages]
+        checked = [_checked_message(m) for m in messages]
         self._check_task("conversational")
         kwargs = {
             "messages": checked,

@@ -28,6 +28,13 @@ The first path segment picks the behaviour, so a test points a client at
 ``nodone``                every event, the last with its finish reason, but no ``[DONE]``
 ``error-K``               K events, then TGI's in-stream ``{"error", "error_type": "generation"}``
 ``endless``               one event every 20 ms until the client goes away
+``reasoning``             chat stream: ``delta.reasoning_content`` deltas (as vLLM and
+                          DeepSeek send them), then the answer in ``delta.content``
+``think``                 chat stream: ``<think>…</think>`` inside ``delta.content``, the tags
+                          split across events, then the answer
+``vision``                chat stream: an image-aware echo — describes each ``image_url`` part
+                          of the last user message (MIME type and size, read with Pillow),
+                          e.g. "I see 1 image: image/png 8x6."
 ========================  ===================================================================
 
 ``GET /api/whoami-v2`` answers as the Hub does for a user (``WHOAMI``): with ``HF_ENDPOINT``
@@ -42,6 +49,8 @@ is one the client never closed.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import socket
 import sys
@@ -58,6 +67,11 @@ WHOAMI = {
     "avatarUrl": "/avatars/visitor.svg",
 }
 REPLY = ["Hello", " from", " the", " fake", " endpoint", "."]
+THINKING = ["The user", " asks", " for", " a", " colour", "."]  # ``reasoning`` and ``think``
+ANSWER = ["Blue", " is", " calm", "."]
+# ``think``: the tags cut across events, as a tokenizer's pieces may cut them.
+THINK_PIECES = ["<thi", "nk>The user", " asks", " for a", " colour.</th", "ink>", *ANSWER]
+SCRIPTED = ("reasoning", "think", "vision")
 MODEL_ID = "fake-org/fake-model"
 INFO = {
     "model_id": MODEL_ID,
@@ -154,8 +168,33 @@ def _tgi_event(index: int, text: str, final: bool, details: bool) -> dict[str, A
     return event
 
 
-def _chat_chunk(text: str | None, finish: str | None) -> dict[str, Any]:
+def describe_images(body: dict[str, Any]) -> str:
+    """``vision``'s answer: what the last user message's ``image_url`` parts hold."""
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    urls = [
+        p["image_url"]["url"]
+        for p in (content if isinstance(content, list) else [])
+        if isinstance(p, dict) and p.get("type") == "image_url"
+    ]
+    if not urls:
+        return "I see no image."
+    from PIL import Image
+
+    seen = []
+    for url in urls:
+        head, _, payload = url.partition(",")
+        with Image.open(io.BytesIO(base64.b64decode(payload))) as image:
+            seen.append(f"{head.removeprefix('data:').split(';')[0]} {image.width}x{image.height}")
+    return f"I see {len(urls)} image{'s' if len(urls) != 1 else ''}: {', '.join(seen)}."
+
+
+def _chat_chunk(
+    text: str | None, finish: str | None, reasoning: str | None = None
+) -> dict[str, Any]:
     delta = {"role": "assistant", "content": text} if text is not None else {}
+    if reasoning is not None:
+        delta = {"role": "assistant", "content": None, "reasoning_content": reasoning}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
@@ -274,6 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             return self._reply(chat, body)
         try:
+            if chat and name in SCRIPTED:
+                return self._scripted(name, body)
             self._stream(chat, body, name, count)
         except (BrokenPipeError, ConnectionResetError):
             self.endpoint.disconnected.set()
@@ -314,6 +355,23 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             }
         self._json(200, [output])  # TGI's compat route `POST /` answers a list
+
+    def _scripted(self, name: str, body: dict[str, Any]) -> None:
+        """The reasoning / think / vision chat streams (see the module's table)."""
+        if name == "reasoning":
+            events = [_chat_chunk(None, None, reasoning=t) for t in THINKING]
+            events += [_chat_chunk(t, None) for t in ANSWER]
+        elif name == "think":
+            events = [_chat_chunk(t, None) for t in THINK_PIECES]
+        else:
+            words = describe_images(body).split(" ")
+            events = [_chat_chunk(w if i == 0 else f" {w}", None) for i, w in enumerate(words)]
+        events.append(_chat_chunk(None, "stop"))
+        self._start_sse()
+        for event in events:
+            self._chunk(f"data: {json.dumps(event)}\n\n")
+        self._chunk("data: [DONE]\n\n")
+        self._end_sse()
 
     def _stream(self, chat: bool, body: dict[str, Any], name: str, count: int) -> None:
         details = bool((body.get("parameters") or {}).get("details"))

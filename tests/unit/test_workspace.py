@@ -149,7 +149,7 @@ def test_import_openai_messages() -> None:
          "no conversations"),
         (json.dumps([{"role": "wizard", "content": "x"}]).encode(), "Not a messages list"),
         (json.dumps([{"role": "system", "content": "x"}]).encode(), "no user or assistant"),
-        (b" " * (ws.MAX_IMPORT_BYTES + 1), "limited to 5 MB"),
+        (b" " * (ws.MAX_IMPORT_BYTES + 1), "limited to 32 MB"),
     ],
 )  # fmt: skip
 def test_bad_imports_are_refused_with_a_reason(raw: bytes, says: str) -> None:
