@@ -95,7 +95,8 @@ def test_every_target_runs_at_once_and_a_failing_one_stays_in_its_column(tmp_pat
     first, second, refused = outcomes
     assert not first.error and not second.error
     assert isinstance(first.outputs[0], (dict, Labelled)) and first.raw
-    assert [call[3] for call in local.calls] == [None, "/models/other"]  # the typed model
+    # Each target's typed model reached its call (in whichever order the threads ran).
+    assert sorted(call[3] or "" for call in local.calls) == ["", "/models/other"]
     assert refused.error and not refused.outputs
     assert all(o.latency_ms >= 0 for o in outcomes)
     assert task_compare.heading(2, refused).startswith("**C · `http://127.0.0.1:")
