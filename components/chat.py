@@ -33,7 +33,7 @@ from components.common import (
     waiting_line,
     with_ticks,
 )
-from components.connection import api_connection, backend_for, signed_in
+from components.connection import LOCAL, Connection, api_connection, backend_for, signed_in
 from components.forms import ChatForm
 from components.thinking import ThinkSplitter, is_thinking, reasoning_delta, thinking_title
 from components.visitors import Visitors
@@ -225,6 +225,15 @@ def _box(value: Any) -> tuple[str, list[str]]:
         ]
         return str(value.get("text") or ""), [f for f in files if f]
     return value or "", []
+
+
+def answered_by(connection: Connection | None, backend: Backend) -> str:
+    """Who answered, for the reply's stats line (kept with the message): the local
+    engine, or the remote target (never its token)."""
+    if connection is None or connection.mode == LOCAL:
+        engine = getattr(backend, "engine_description", "") or ""
+        return f"local {engine.split(' (')[0]}".strip() if engine else "local model"
+    return connection.describe()
 
 
 def add_user(value: Any, history: list[dict]) -> tuple[Any, list[dict]]:
@@ -465,10 +474,11 @@ def render(
                         turn.line,
                         gr.update() if record is None else record,
                     )
+                line = f"{turn.line} · {answered_by(conn, backend)}" if turn.line else ""
                 final = save(
-                    turn.answer, turn.line, final=True, thinking=turn.thinking, title=turn.title
+                    turn.answer, line, final=True, thinking=turn.thinking, title=turn.title
                 )
-                yield gr.update(), gr.update(), final
+                yield gr.update(), line or gr.update(), final
         except BackendError as exc:
             show_error(exc)
             yield gr.update(), gr.update(), gr.update()  # the chat (and partial reply) stays

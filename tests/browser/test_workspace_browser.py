@@ -37,6 +37,7 @@ def test_send_reload_still_there(page: Page, artifacts_dir: Path) -> None:
     expect(chat_log(page).get_by_test_id("bot").last).to_have_text(reply.strip())
     expect(conversation_list(page)).to_contain_text("Name a colour.")
     expect(page.locator("#chat-stats")).to_contain_text("completion tokens")
+    expect(page.locator("#chat-stats")).to_contain_text("· local transformers engine")  # kept
     page.screenshot(path=str(artifacts_dir / "workspace-sidebar.png"), full_page=True)
 
 

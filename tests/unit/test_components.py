@@ -471,3 +471,20 @@ def test_show_code_sends_the_forms_keywords(tabs):
     chat_code, *_ = tabs.show.fn(None, Connection(), [], "Hi", "", *CHAT_WIDGETS.values())
     assert "max_tokens=64" in chat_code and "temperature=0.7" in chat_code
     assert "top_p" not in chat_code and "seed" not in chat_code  # off / random: unset
+
+
+def test_a_replys_stats_line_says_who_answered_and_is_saved_with_it(tabs):
+    from components.chat import answered_by
+    from components.connection import REMOTE, Connection
+
+    history = [{"role": "user", "content": "Hi"}]
+    updates = list(
+        tabs.respond.fn(None, None, history, {}, Connection(), "", *CHAT_WIDGETS.values())
+    )
+    _, line, saved = updates[-1]
+    assert line.endswith("· local model")  # the fake has no engine: "local model"
+    assert saved["messages"][-1]["stats"] == line  # kept with the message
+    engine = SimpleNamespace(engine_description="llama.cpp engine (Q4_1, 2 threads)")
+    assert answered_by(None, engine) == "local llama.cpp engine"
+    remote = Connection(REMOTE, "http://127.0.0.1:9/v1", model="m", token="sk-SECRET")
+    assert answered_by(remote, engine) == "http://127.0.0.1:9/v1 (model m)"
