@@ -18,7 +18,7 @@ import gradio as gr
 from backends import Backend, vision
 from backends.errors import BackendError, InputValidationError
 from components import connection as connection_panel
-from components import prompt_view, show_code, user_presets, workspace
+from components import conversations, prompt_view, show_code, user_presets, workspace
 from components.common import (
     GENERATION_CONCURRENCY,
     GENERATION_CONCURRENCY_ID,
@@ -455,7 +455,9 @@ def render(
             yield gr.update(), gr.update(), gr.update()
             return
         form = dict(zip(form_widgets, values, strict=True))
-        save = workspace.saving_stream(current, history, workspace.settings_of(system, form, conn))
+        save = conversations.saving_stream(
+            current, history, conversations.settings_of(system, form, conn)
+        )
         try:
             backend = backend_for(signed_in(conn, oauth), local)
             with visitors.hold(request):
@@ -510,8 +512,8 @@ def render(
         partial = message_text(history[-1]["content"])
         earlier = history[:-1]
         form = dict(zip(form_widgets, values, strict=True))
-        save = workspace.saving_stream(
-            current, earlier, workspace.settings_of(system, form, conn), keep=False
+        save = conversations.saving_stream(
+            current, earlier, conversations.settings_of(system, form, conn), keep=False
         )
         try:
             backend = backend_for(signed_in(conn, oauth), local)

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from components.workspace import TARGET
+from components.conversations import TARGET
 
 STORE_KEY = "playground-runs"
 MAX_RUNS = 100

@@ -3,7 +3,7 @@ system prompt and (optionally) the conversation — never a token.
 
 The setup travels in the link's query (``?setup=…``): JSON compressed with zlib and
 base64url-encoded, validated on the way in by the same models as an imported conversation
-(``components.workspace``), so a bad or hostile link gets a message, not a broken page.
+(``components.conversations``), so a bad or hostile link gets a message, not a broken page.
 Everything here is plain Python (unit-tested); ``workspace.wire`` shows and opens links.
 """
 
@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.workspace import Message, Parameters, Structured, Target
+from components.conversations import Message, Parameters, Structured, Target
 
 FORMAT = "inference-playground.setup"
 VERSION = 1
@@ -45,7 +45,7 @@ class Setup(BaseModel):
 
 
 def setup_of(record: dict, *, conversation: bool) -> dict:
-    """The shareable part of a conversation record (``workspace.snapshot``): settings and
+    """The shareable part of a conversation record (``conversations.snapshot``): settings and
     target (a record never holds a token), and the messages when ``conversation``; kept
     reply versions and stats are left out."""
     messages = [

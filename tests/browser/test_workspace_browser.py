@@ -205,7 +205,8 @@ def test_retry_keeps_the_earlier_reply(page: Page, artifacts_dir: Path) -> None:
 def test_reload_with_50_saved_conversations(
     page: Page, tmp_path: Path, artifacts_dir: Path
 ) -> None:
-    from components import workspace as ws
+    from components import conversation_files as files
+    from components import conversations as conv
 
     ready(page)
     history = []
@@ -215,11 +216,13 @@ def test_reload_with_50_saved_conversations(
             {"role": "assistant", "content": "An answer with some length. " * 40},
         ]
     records = [
-        ws.snapshot({}, [{"role": "user", "content": f"Saved chat {n}"}, *history], now=1000.0 + n)
+        conv.snapshot(
+            {}, [{"role": "user", "content": f"Saved chat {n}"}, *history], now=1000.0 + n
+        )
         for n in range(50)
     ]
     path = tmp_path / "fifty.json"
-    path.write_text(ws.export_json(records))
+    path.write_text(files.export_json(records))
     started = time.perf_counter()
     page.reload()
     expect(page.locator("#chat-stop")).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from PIL import Image
 from backends import BackendStatus, vision
 from backends.errors import InputValidationError
 from components import chat
-from components import workspace as ws
+from components import conversation_files as files
+from components import conversations as conv
 from components.forms import ChatForm
 from components.thinking import ThinkSplitter, reasoning_delta
 
@@ -257,17 +259,17 @@ def test_images_and_thinking_round_trip_through_export_and_import(png: Path):
         thinking,
         {"role": "assistant", "content": "Red."},
     ]
-    record = ws.snapshot({}, history, stats="3 completion tokens")
+    record = conv.snapshot({}, history, stats="3 completion tokens")
     user, reply = record["messages"]
     assert user["content"] == "Colour?" and user["images"] == [vision.data_url(png)]
     assert reply["thinking"] == "It is red." and reply["thinking_title"] == "Thinking · 3 tokens"
     assert reply["content"] == "Red."
 
-    text = ws.export_json([record])
+    text = files.export_json([record])
     assert '"version": 1' in text and "data:image/png;base64," in text
-    (back,) = ws.parse_import(text.encode())
+    (back,) = files.parse_import(text.encode())
     assert back == record
-    shown = ws.chat_messages(back)
+    shown = conv.chat_messages(back)
     assert shown[1] == thinking and shown[2] == {"role": "assistant", "content": "Red."}
     path = shown[0]["content"][0]["path"]
     assert Path(path).read_bytes() == png.read_bytes() and shown[0]["content"][1] == "Colour?"
@@ -275,31 +277,31 @@ def test_images_and_thinking_round_trip_through_export_and_import(png: Path):
     again = chat.to_messages(shown)
     assert again[0]["content"][1]["image_url"]["url"] == user["images"][0]
     assert again[1] == {"role": "assistant", "content": "Red."}
-    assert "![image 1](data:image/png;base64," in ws.export_markdown([record])
+    assert "![image 1](data:image/png;base64," in files.export_markdown([record])
 
 
 def test_an_import_with_a_bad_image_is_refused_with_the_reason(png: Path):
-    record = ws.snapshot({}, [{"role": "user", "content": [{"path": str(png)}, "Hi"]}])
+    record = conv.snapshot({}, [{"role": "user", "content": [{"path": str(png)}, "Hi"]}])
     for bad, reason in (
         ("https://example.com/cat.png", "must be a data:<image/png"),
         ("data:text/html;base64,PGgxPg==", "must be a data:<image/png"),
         ("data:image/png;base64," + "A" * (vision.MAX_IMAGE_BYTES * 2), "over 5 MB"),
     ):
         record["messages"][0]["images"] = [bad]
-        with pytest.raises(ws.ImportError_, match=reason):
-            file = {"format": ws.FORMAT, "version": ws.VERSION, "conversations": [record]}
-            ws.parse_import(ws.json.dumps(file).encode())
+        with pytest.raises(conv.ImportError_, match=reason):
+            file = {"format": conv.FORMAT, "version": conv.VERSION, "conversations": [record]}
+            files.parse_import(json.dumps(file).encode())
 
 
 def test_a_retried_reply_keeps_its_thinking_as_a_version(png: Path):
     history = [{"role": "user", "content": [{"path": str(png)}, "Colour?"]}]
-    save = ws.saving_stream({}, history, {})
+    save = conv.saving_stream({}, history, {})
     first = save("Red.", "line", final=True, thinking="It is red.", title="Thinking · 3 tokens")
-    again = ws.saving_stream(first, history, {})
+    again = conv.saving_stream(first, history, {})
     second = again("Crimson.", "line", final=True)
     reply = second["messages"][1]
     assert reply["content"] == "Crimson." and reply["versions"][0]["thinking"] == "It is red."
-    back = ws.switch_version(second, -1)["messages"][1]
+    back = conv.switch_version(second, -1)["messages"][1]
     assert back["content"] == "Red." and back["thinking"] == "It is red."
 
 
@@ -317,7 +319,7 @@ def test_an_openai_messages_file_with_image_parts_imports_its_images(png: Path):
     ]
     import json
 
-    (record,) = ws.parse_import(json.dumps(data).encode())
+    (record,) = files.parse_import(json.dumps(data).encode())
     assert record["messages"][0]["images"] == [url]
     assert record["messages"][0]["content"] == "What?"
 
@@ -330,7 +332,7 @@ def test_a_large_image_is_saved_as_a_smaller_copy_that_fits_the_browser(tmp_path
     Image.fromarray(noise).save(big)
     assert 4 * 1024 * 1024 < big.stat().st_size <= vision.MAX_IMAGE_BYTES
     sent = vision.data_url(big)  # what the model gets: the original
-    record = ws.snapshot({}, [{"role": "user", "content": [{"path": str(big)}, "Big?"]}])
+    record = conv.snapshot({}, [{"role": "user", "content": [{"path": str(big)}, "Big?"]}])
     (saved,) = record["messages"][0]["images"]
     assert saved != sent and saved.startswith("data:image/jpeg;base64,")
     mime, data = vision.decode_data_url(saved)

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from components import share, workspace
+from components import conversations, share
 from components.connection import REMOTE, Connection
 
 
@@ -25,8 +25,8 @@ def _record(messages: int = 2) -> dict:
     conn = Connection(REMOTE, "http://127.0.0.1:9/v1", model="m", token="sk-SECRET")
     form = dict(max_tokens=77, temperature=0.3, top_p=0.9, seed=5, stop="END")
     form.update(format_kind="regex", format_value="[a-z]+", tools_text="", tool_choice="none")
-    settings = workspace.settings_of("Be kind.", form, conn)
-    return workspace.snapshot({}, history, stats="12 tokens", **settings)
+    settings = conversations.settings_of("Be kind.", form, conn)
+    return conversations.snapshot({}, history, stats="12 tokens", **settings)
 
 
 def _value(query: str) -> str:
@@ -49,7 +49,7 @@ def test_a_link_round_trips_the_setup_and_the_conversation_never_a_token():
         ("assistant", "answer 0"),
     ]
     opened = share.as_record(setup, new_id="abc", now=1.0)
-    assert workspace.valid(opened) == opened and opened["id"] == "abc"
+    assert conversations.valid(opened) == opened and opened["id"] == "abc"
 
 
 def test_without_the_conversation_only_the_settings_travel():

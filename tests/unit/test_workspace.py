@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from components import conversation_files as files
+from components import conversations as conv
 from components import workspace as ws
 
 
@@ -23,7 +26,7 @@ SETTINGS = dict(
 
 
 def record(*texts: str, now: float = 100.0, **overrides) -> dict:
-    return ws.snapshot(
+    return conv.snapshot(
         {}, chat(*texts), stats="3 completion tokens", now=now, **{**SETTINGS, **overrides}
     )
 
@@ -40,37 +43,37 @@ def test_snapshot_keeps_messages_settings_and_title() -> None:
     # Gradio 6 content parts are read as text; the id and title stay on later saves.
     parts = [{"type": "text", "text": "Hello there"}]
     history = [{"role": "user", "content": parts}, {"role": "assistant", "content": "Hi!"}]
-    later = ws.snapshot(r, [*history, *chat("More")], now=200.0)
+    later = conv.snapshot(r, [*history, *chat("More")], now=200.0)
     assert later["id"] == r["id"] and later["title"] == "Hello there"
     assert later["messages"][1]["stats"] == "3 completion tokens"
     assert later["created"] == 100.0 and later["updated"] == 200.0
 
 
 def test_title_is_first_user_message_truncated() -> None:
-    assert ws.title_from(chat("x" * 100))[-1] == "…"
-    assert len(ws.title_from(chat("x" * 100))) == ws.TITLE_CHARS
-    assert ws.title_from([]) == "New chat"
+    assert conv.title_from(chat("x" * 100))[-1] == "…"
+    assert len(conv.title_from(chat("x" * 100))) == conv.TITLE_CHARS
+    assert conv.title_from([]) == "New chat"
 
 
 def test_store_upsert_order_remove_search_rename() -> None:
     a, b = record("Alpha question", now=1.0), record("Beta question", now=2.0)
-    store = ws.upsert(ws.upsert({}, a), b)
-    assert [label for label, _ in ws.choices(store)] == ["Beta question", "Alpha question"]
-    assert ws.choices(store, "alpha") == [("Alpha question", a["id"])]
-    assert ws.upsert(store, {"id": "e", "messages": []}) == store  # empty chats are not kept
-    store, renamed = ws.rename(store, a, "  My   title ")
-    assert renamed["title"] == "My title" and ws.choices(store)[0] == ("My title", a["id"])
-    assert [r["id"] for r in ws.conversations(ws.remove(store, a["id"]))] == [b["id"]]
+    store = conv.upsert(conv.upsert({}, a), b)
+    assert [label for label, _ in conv.choices(store)] == ["Beta question", "Alpha question"]
+    assert conv.choices(store, "alpha") == [("Alpha question", a["id"])]
+    assert conv.upsert(store, {"id": "e", "messages": []}) == store  # empty chats are not kept
+    store, renamed = conv.rename(store, a, "  My   title ")
+    assert renamed["title"] == "My title" and conv.choices(store)[0] == ("My title", a["id"])
+    assert [r["id"] for r in conv.conversations(conv.remove(store, a["id"]))] == [b["id"]]
     # Garbage in the browser's storage is dropped, not fatal.
-    assert ws.conversations({"conversations": [{"nope": 1}, b]}) == [b]
-    assert ws.conversations("garbage") == []
+    assert conv.conversations({"conversations": [{"nope": 1}, b]}) == [b]
+    assert conv.conversations("garbage") == []
 
 
 def test_streaming_save_is_throttled_and_fold_marks_interrupted(monkeypatch) -> None:
     clock = iter([10.0, 10.2, 11.5, 11.6])
-    monkeypatch.setattr(ws.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
     history = chat("Tell me a story")
-    save = ws.saving_stream({}, history, SETTINGS)
+    save = conv.saving_stream({}, history, SETTINGS)
     first = save("Once", "1 token")
     assert first is not None and first["streaming"] is True
     assert save("Once upon", "2 tokens") is None  # within a second of the last save
@@ -79,44 +82,44 @@ def test_streaming_save_is_throttled_and_fold_marks_interrupted(monkeypatch) -> 
     final = save("Once upon a time.", "5 tokens · finish: stop", final=True)
     assert final["streaming"] is False and final["id"] == first["id"] == partial["id"]
     # The page went away during the stream: load folds it in, marked interrupted.
-    store, current = ws.fold_current({}, partial)
+    store, current = conv.fold_current({}, partial)
     assert current["messages"][-1]["interrupted"] and not current["streaming"]
-    assert ws.chat_messages(current)[-1]["content"].endswith("_(interrupted)_")
-    assert ws.conversations(store) == [current]
+    assert conv.chat_messages(current)[-1]["content"].endswith("_(interrupted)_")
+    assert conv.conversations(store) == [current]
     # Saving the displayed chat again does not duplicate the mark.
-    again = ws.snapshot(current, ws.chat_messages(current))
+    again = conv.snapshot(current, conv.chat_messages(current))
     assert again["messages"][-1]["content"] == "Once upon a time"
     assert again["messages"][-1]["interrupted"]
 
 
 def test_retry_keeps_versions_and_navigation() -> None:
     r = record("Q", "first answer")
-    save = ws.saving_stream(r, chat("Q"), SETTINGS)  # a retry: the reply is replaced
+    save = conv.saving_stream(r, chat("Q"), SETTINGS)  # a retry: the reply is replaced
     r2 = save("second answer", "s2", final=True)
-    assert ws.version_label(r2) == "2/2"
-    back = ws.switch_version(r2, -1)
+    assert conv.version_label(r2) == "2/2"
+    back = conv.switch_version(r2, -1)
     assert back["messages"][-1]["content"] == "first answer"
     assert back["messages"][-1]["stats"] == "3 completion tokens"
-    assert ws.version_label(back) == "1/2"
-    assert ws.switch_version(back, -1)["messages"][-1]["content"] == "first answer"  # no wrap
-    save3 = ws.saving_stream(back, chat("Q"), SETTINGS)
+    assert conv.version_label(back) == "1/2"
+    assert conv.switch_version(back, -1)["messages"][-1]["content"] == "first answer"  # no wrap
+    save3 = conv.saving_stream(back, chat("Q"), SETTINGS)
     r3 = save3("third answer", "s3", final=True)
-    assert ws.version_label(r3) == "3/3"
-    contents = [ws.switch_version(r3, -k)["messages"][-1]["content"] for k in (1, 2)]
+    assert conv.version_label(r3) == "3/3"
+    contents = [conv.switch_version(r3, -k)["messages"][-1]["content"] for k in (1, 2)]
     assert contents == ["second answer", "first answer"]
-    forward = ws.switch_version(ws.switch_version(r3, -2), 1)
+    forward = conv.switch_version(conv.switch_version(r3, -2), 1)
     assert forward["messages"][-1]["content"] == "second answer"
-    assert ws.version_label(forward) == "2/3"
+    assert conv.version_label(forward) == "2/3"
 
 
 def test_export_round_trips_exactly() -> None:
-    r = ws.saving_stream(record("Q", "A1"), chat("Q"), SETTINGS)("A2", "s", final=True)
+    r = conv.saving_stream(record("Q", "A1"), chat("Q"), SETTINGS)("A2", "s", final=True)
     other = record("Other", "Yes", now=5.0)
-    text = ws.export_json([r, other])
+    text = files.export_json([r, other])
     data = json.loads(text)
-    assert data["format"] == ws.FORMAT and data["version"] == 1
-    assert ws.parse_import(text.encode()) == [r, other]
-    markdown = ws.export_markdown([r])
+    assert data["format"] == conv.FORMAT and data["version"] == 1
+    assert files.parse_import(text.encode()) == [r, other]
+    markdown = files.export_markdown([r])
     assert "# Q" in markdown and "## Assistant" in markdown and "A2" in markdown
 
 
@@ -127,7 +130,7 @@ def test_import_openai_messages() -> None:
         {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
     ]
     for payload in (messages, {"messages": messages}):
-        (r,) = ws.parse_import(json.dumps(payload).encode())
+        (r,) = files.parse_import(json.dumps(payload).encode())
         assert r["system_prompt"] == "Be kind."
         assert [(m["role"], m["content"]) for m in r["messages"]] == [
             ("user", "Hi"),
@@ -141,31 +144,31 @@ def test_import_openai_messages() -> None:
         (b"{ nope", "not JSON"),
         (b'"a string"', "Not a conversations file"),
         (b'{"format": "other"}', "Not a conversations file"),
-        (json.dumps({"format": ws.FORMAT, "version": 2, "conversations": []}).encode(),
+        (json.dumps({"format": conv.FORMAT, "version": 2, "conversations": []}).encode(),
          "version 2"),
-        (json.dumps({"format": ws.FORMAT, "version": 1, "conversations": [{"id": ""}]}).encode(),
+        (json.dumps({"format": conv.FORMAT, "version": 1, "conversations": [{"id": ""}]}).encode(),
          "does not match"),
-        (json.dumps({"format": ws.FORMAT, "version": 1, "conversations": []}).encode(),
+        (json.dumps({"format": conv.FORMAT, "version": 1, "conversations": []}).encode(),
          "no conversations"),
         (json.dumps([{"role": "wizard", "content": "x"}]).encode(), "Not a messages list"),
         (json.dumps([{"role": "system", "content": "x"}]).encode(), "no user or assistant"),
-        (b" " * (ws.MAX_IMPORT_BYTES + 1), "limited to 32 MB"),
+        (b" " * (files.MAX_IMPORT_BYTES + 1), "limited to 32 MB"),
     ],
 )  # fmt: skip
 def test_bad_imports_are_refused_with_a_reason(raw: bytes, says: str) -> None:
-    with pytest.raises(ws.ImportError_, match=says):
-        ws.parse_import(raw)
+    with pytest.raises(conv.ImportError_, match=says):
+        files.parse_import(raw)
 
 
 def test_extra_fields_and_bad_values_are_refused() -> None:
-    good = json.loads(ws.export_json([record("Q", "A")]))
+    good = json.loads(files.export_json([record("Q", "A")]))
     good["conversations"][0]["token"] = "hf_secret"
-    with pytest.raises(ws.ImportError_, match="token"):
-        ws.parse_import(json.dumps(good).encode())
-    good = json.loads(ws.export_json([record("Q", "A")]))
+    with pytest.raises(conv.ImportError_, match="token"):
+        files.parse_import(json.dumps(good).encode())
+    good = json.loads(files.export_json([record("Q", "A")]))
     good["conversations"][0]["parameters"]["temperature"] = 9
-    with pytest.raises(ws.ImportError_, match="temperature"):
-        ws.parse_import(json.dumps(good).encode())
+    with pytest.raises(conv.ImportError_, match="temperature"):
+        files.parse_import(json.dumps(good).encode())
 
 
 def test_storage_secret_from_env_or_kept_in_cache(tmp_path, monkeypatch) -> None:
@@ -181,8 +184,8 @@ def test_settings_never_read_the_token() -> None:
     from components.connection import REMOTE, Connection
 
     connection = Connection(REMOTE, "http://x/v1", "auto", "m", token="hf_typed_secret")
-    settings = ws.settings_of("sys", {"max_tokens": 9, "format_kind": "text"}, connection)
-    r = ws.snapshot({}, chat("Q", "A"), **settings)
+    settings = conv.settings_of("sys", {"max_tokens": 9, "format_kind": "text"}, connection)
+    r = conv.snapshot({}, chat("Q", "A"), **settings)
     assert "hf_typed_secret" not in json.dumps(r)
     assert r["target"] == {"mode": REMOTE, "endpoint": "http://x/v1", "provider": "auto",
                            "model": "m"}  # fmt: skip
