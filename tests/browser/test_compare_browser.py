@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-from huggingface_hub import InferenceClient
 from playwright.sync_api import Page, expect
 
 from tests.conftest import GUARDED_API_KEY
@@ -79,29 +78,3 @@ def test_a_refused_target_fails_in_its_pane_only(page: Page, artifacts_dir) -> N
     answer = page.locator("#compare-chat-0 [data-testid=bot]").last
     expect(answer).not_to_be_empty()
     page.screenshot(path=str(artifacts_dir / "compare-refused-pane.png"), full_page=True)
-
-
-def test_text_generation_mode_continues_the_prompt_in_every_pane(
-    page: Page, app_url: str, artifacts_dir
-) -> None:
-    page.get_by_role("tab", name="Compare").click()
-    page.locator("#compare-mode").get_by_label("Text generation").check()
-    for pane in (0, 1):
-        _max_tokens(page, pane, 6)
-        box = page.locator(f"#compare-pane-{pane}")
-        temperature = box.get_by_role("spinbutton", name="number input for temperature")
-        temperature.fill("0")
-        temperature.press("Tab")
-    _send(page, "The capital of France is")
-    for pane in (0, 1):
-        expect(page.locator(f"#compare-stats-{pane}")).to_contain_text(
-            "finish: length", timeout=TIMEOUT_MS
-        )
-    # The same greedy continuation the local TGI-compatible API gives (no preset applied).
-    expected = InferenceClient(base_url=f"{app_url}api").text_generation(
-        "The capital of France is", max_new_tokens=6, do_sample=False
-    )
-    for pane in (0, 1):
-        answer = page.locator(f"#compare-chat-{pane} [data-testid=bot]").last
-        expect(answer).to_have_text(expected.strip())
-    page.screenshot(path=str(artifacts_dir / "compare-text-generation.png"), full_page=True)
